@@ -1,0 +1,272 @@
+//! The command line: argument parsing and the commands that only need the pure core.
+//!
+//! Output contract (DESIGN.md): JSON on stdout, one object per message; diagnostics on
+//! stderr; exit code 0 on success, 1 when a check fails (eval below `--min-macro-f1`, a bad
+//! input line in batch mode), 2 on usage or load errors.
+
+use std::{
+    io::{self, BufRead, Write},
+    path::{Path, PathBuf},
+    time::Instant,
+};
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+
+use crate::{domain::Understanding, eval};
+
+/// shouhou: after-sales assistant for Chinese e-commerce shops.
+#[derive(Debug, Parser)]
+#[command(version, about, long_about = None)]
+pub struct Cli {
+    /// The intents directory (intent files, entities.toml, normalize/). Defaults to ./intents,
+    /// or the one shipped with the source tree when ./intents does not exist.
+    #[arg(long, global = true, env = "SHOUHOU_INTENTS", value_name = "DIR")]
+    pub intents: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Classify a message and print {"normalized", "intents", "entities", "tone"} as JSON.
+    /// With `-`, read one message per line from stdin and write one JSON object per line.
+    Classify {
+        /// The message, or `-` for one message per line on stdin.
+        text: String,
+    },
+    /// Score the classifier on a labelled file of `intent<TAB>text` lines.
+    Eval {
+        /// The labelled file (`a|b` for several intents, `other` for none, `#` comments).
+        file: PathBuf,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Exit with status 1 when macro-F1 is below this.
+        #[arg(long, value_name = "F1")]
+        min_macro_f1: Option<f64>,
+        /// How many confusions to list in the text report.
+        #[arg(long, default_value_t = 15)]
+        top: usize,
+    },
+    /// Call policy: may the buyer be phoned now?
+    Calls {
+        #[command(subcommand)]
+        command: CallsCommand,
+    },
+    /// Classify the demo messages and show what shouhou understands of each.
+    Demo {
+        /// A file with one message per line (defaults to demo/messages.txt beside the intents).
+        file: Option<PathBuf>,
+    },
+}
+
+/// `shouhou calls …`
+#[derive(Debug, Subcommand)]
+pub enum CallsCommand {
+    /// Check a proposed call time; prints {"allowed", "reason", "next_allowed_at"} and exits 1
+    /// when the call is not allowed.
+    Check {
+        /// The proposed call time, RFC 3339 with an offset (2026-11-22T10:15:00+08:00).
+        #[arg(long)]
+        at: jiff::Timestamp,
+        /// The buyer's time zone (IANA name).
+        #[arg(long, default_value = "Asia/Shanghai")]
+        tz: String,
+        /// Attempts already made for the case.
+        #[arg(long, default_value_t = 0)]
+        attempts: u32,
+        /// When the latest attempt was (RFC 3339).
+        #[arg(long)]
+        last: Option<jiff::Timestamp>,
+        /// Every earlier attempt time, when known (repeatable); counts toward the daily limit.
+        #[arg(long = "history", value_name = "RFC3339")]
+        history: Vec<jiff::Timestamp>,
+        /// The shop's most attempts per case (2 or 3; never more than 3).
+        #[arg(long, default_value_t = 3)]
+        max_attempts: u32,
+        /// The shop's window, buyer-local; may narrow 10:00-18:00, never widen it.
+        #[arg(long, default_value = "10:00-18:00")]
+        window: String,
+        /// Minimum minutes between two attempts.
+        #[arg(long, default_value_t = 120)]
+        min_gap_minutes: i64,
+        /// Most attempts on one day (1 or 2).
+        #[arg(long, default_value_t = 2)]
+        per_day: u32,
+    },
+}
+
+/// Where the intents live when `--intents` is not given.
+#[must_use]
+pub fn default_intents_dir() -> PathBuf {
+    let local = PathBuf::from("intents");
+    if local.join("catalog.toml").exists() {
+        return local;
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("intents")
+}
+
+fn load(dir: &Path) -> Result<Understanding> {
+    Understanding::load(dir).with_context(|| format!("cannot load the intent catalog from {}", dir.display()))
+}
+
+/// Runs a parsed command line; returns the process exit code.
+///
+/// # Errors
+/// Load and I/O failures (usage errors are clap's).
+pub fn run(cli: Cli) -> Result<u8> {
+    let dir = cli.intents.clone().unwrap_or_else(default_intents_dir);
+    match cli.command {
+        Command::Classify { text } => {
+            let u = load(&dir)?;
+            if text == "-" {
+                return batch(&u, io::stdin().lock(), io::stdout().lock());
+            }
+            let mut out = io::stdout().lock();
+            serde_json::to_writer(&mut out, &u.analyze(&text))?;
+            writeln!(out)?;
+            Ok(0)
+        }
+        Command::Eval { file, json, min_macro_f1, top } => {
+            let u = load(&dir)?;
+            let src = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let samples =
+                eval::parse_corpus(&src).with_context(|| format!("{} is not a valid corpus", file.display()))?;
+            let report = eval::evaluate(&u, &samples);
+            let mut out = io::stdout().lock();
+            if json {
+                serde_json::to_writer_pretty(&mut out, &report)?;
+                writeln!(out)?;
+            } else {
+                write!(out, "{}", report.to_text(top))?;
+            }
+            if let Some(min) = min_macro_f1 {
+                if report.macro_f1 < min {
+                    eprintln!("macro-F1 {:.4} is below the required {min}", report.macro_f1);
+                    return Ok(1);
+                }
+            }
+            Ok(0)
+        }
+        Command::Calls { command } => calls(command),
+        Command::Demo { file } => {
+            let started = Instant::now();
+            let u = load(&dir)?;
+            let loaded = started.elapsed();
+            let file = file.unwrap_or_else(|| dir.parent().unwrap_or(Path::new(".")).join("demo").join("messages.txt"));
+            let src = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let mut out = io::stdout().lock();
+            writeln!(out, "intent catalog loaded from {} in {:.1} ms\n", dir.display(), loaded.as_secs_f64() * 1e3)?;
+            for line in src.lines().filter(|l| !l.trim().is_empty() && !l.starts_with('#')) {
+                demo_line(&mut out, &u, line)?;
+            }
+            Ok(0)
+        }
+    }
+}
+
+fn calls(cmd: CallsCommand) -> Result<u8> {
+    use crate::domain::schedule::{CallPolicy, History};
+    let CallsCommand::Check { at, tz, attempts, last, history, max_attempts, window, min_gap_minutes, per_day } = cmd;
+    let zone = jiff::tz::TimeZone::get(&tz).with_context(|| format!("--tz: unknown time zone `{tz}`"))?;
+    let (start, end) = window
+        .split_once('-')
+        .and_then(|(a, b)| {
+            Some((a.trim().parse::<jiff::civil::Time>().ok()?, b.trim().parse::<jiff::civil::Time>().ok()?))
+        })
+        .with_context(|| format!("--window: expected HH:MM-HH:MM, got `{window}`"))?;
+    let policy = CallPolicy::new(start, end, max_attempts, per_day, jiff::SignedDuration::from_mins(min_gap_minutes))
+        .context("invalid call policy")?;
+    let mut h = History::from_times(history);
+    if let Some(l) = last {
+        h.last = Some(h.last.map_or(l, |x| x.max(l)));
+    }
+    h.count = h.count.max(attempts);
+    if h.count == 0 && h.last.is_some() {
+        h.count = 1;
+    }
+    let decision = policy.check(at, &zone, &h);
+    let mut out = io::stdout().lock();
+    serde_json::to_writer(&mut out, &decision)?;
+    writeln!(out)?;
+    Ok(u8::from(!decision.allowed))
+}
+
+fn demo_line(out: &mut impl Write, u: &Understanding, text: &str) -> Result<()> {
+    let a = u.analyze(text);
+    writeln!(out, "> {text}")?;
+    if a.intents.is_empty() {
+        writeln!(out, "  other (no after-sales intent: a person looks at it)")?;
+    }
+    for hit in &a.intents {
+        let words: Vec<String> =
+            hit.evidence.iter().map(|e| format!("\"{}\"@{}..{}", e.text, e.span[0], e.span[1])).collect();
+        writeln!(out, "  {:<17} {:.2}  {}", hit.id, hit.score, words.join(" "))?;
+    }
+    let e = serde_json::to_value(&a.entities)?;
+    if let Some(map) = e.as_object() {
+        let parts: Vec<String> = map
+            .iter()
+            .filter(|(_, v)| !(v.is_null() || v.as_array().is_some_and(Vec::is_empty)))
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        if !parts.is_empty() {
+            writeln!(out, "  entities: {}", parts.join(" "))?;
+        }
+    }
+    writeln!(out)?;
+    Ok(())
+}
+
+/// Batch mode: one message per input line, one JSON object per output line, in order.
+/// Output is flushed whenever the input has nothing more buffered, so an interactive pipe
+/// gets each answer at once while a file streams at full speed.
+///
+/// # Errors
+/// Failure to read stdin or write stdout (a closed pipe ends quietly).
+pub fn batch(u: &Understanding, mut input: impl BufRead, output: impl Write) -> Result<u8> {
+    let mut out = io::BufWriter::with_capacity(64 * 1024, output);
+    let mut buf = Vec::new();
+    let mut line_no = 0usize;
+    let mut failed = 0usize;
+    loop {
+        buf.clear();
+        if input.read_until(b'\n', &mut buf)? == 0 {
+            break;
+        }
+        line_no += 1;
+        while matches!(buf.last(), Some(b'\n' | b'\r')) {
+            buf.pop();
+        }
+        let res = match std::str::from_utf8(&buf) {
+            Ok(text) => serde_json::to_writer(&mut out, &u.analyze(text)),
+            Err(_) => {
+                failed += 1;
+                eprintln!("line {line_no}: not valid UTF-8; wrote an error object");
+                serde_json::to_writer(&mut out, &serde_json::json!({"line": line_no, "error": "not valid UTF-8"}))
+            }
+        };
+        if let Err(e) = res.map_err(io::Error::from).and_then(|()| out.write_all(b"\n")) {
+            if e.kind() == io::ErrorKind::BrokenPipe {
+                return Ok(0);
+            }
+            return Err(e.into());
+        }
+        if input.fill_buf().map(|b| b.is_empty()).unwrap_or(true) {
+            if let Err(e) = out.flush() {
+                if e.kind() == io::ErrorKind::BrokenPipe {
+                    return Ok(0);
+                }
+                return Err(e.into());
+            }
+        }
+    }
+    match out.flush() {
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => return Err(e.into()),
+        _ => {}
+    }
+    Ok(u8::from(failed > 0))
+}

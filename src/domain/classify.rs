@@ -1,0 +1,182 @@
+//! The classifier: normalized text in, scored intents with their evidence out.
+//!
+//! Pure and allocation-light: one pass of the phrase automaton, one pass of the regex set,
+//! then per-intent scoring. Owns the meaning of negations, exclusions, boosts and
+//! `yields_to`; knows nothing of files (see `catalog`) or of entities (see `entity`).
+
+use serde::Serialize;
+
+use super::{
+    catalog::{Catalog, INTENT_IDS, IntentIdx, Role, YieldTo},
+    normalize::Normalized,
+};
+
+/// One intent found in a message.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IntentHit {
+    /// The contract id.
+    pub id: &'static str,
+    /// Confidence in [0, 1].
+    pub score: f32,
+    /// The matches that produced the score.
+    pub evidence: Vec<Evidence>,
+}
+
+/// A phrase or regex match backing an intent.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Evidence {
+    /// The catalog phrase (normalized) or the regex source that matched.
+    pub phrase: String,
+    /// `[start, end)` in characters (Unicode scalar values) of the original message.
+    pub span: [usize; 2],
+    /// The buyer's own words at `span`.
+    pub text: String,
+}
+
+/// A raw match in normalized-text byte offsets.
+#[derive(Debug, Clone, Copy)]
+struct Hit {
+    intent: IntentIdx,
+    cue: u16,
+    start: usize,
+    end: usize,
+    /// Pattern index (phrase) or regex index offset by the number of patterns.
+    source: usize,
+}
+
+impl Catalog {
+    /// Classifies a normalized message. `original` is the raw text, for evidence.
+    #[must_use]
+    pub fn classify_normalized(&self, norm: &Normalized, original: &str) -> Vec<IntentHit> {
+        self.classify_at(norm, original, self.threshold)
+    }
+
+    /// Like [`Catalog::classify_normalized`] with another reporting threshold (evaluation
+    /// uses a low one to see how precision varies with the score).
+    #[must_use]
+    pub fn classify_at(&self, norm: &Normalized, original: &str, threshold: f32) -> Vec<IntentHit> {
+        let text = norm.text.as_str();
+        let n = INTENT_IDS.len();
+        let mut hits: Vec<Hit> = Vec::new();
+        let mut negations: Vec<(IntentIdx, usize, usize)> = Vec::new();
+        let mut excluded = [false; INTENT_IDS.len()];
+
+        for m in self.automaton.find_overlapping_iter(text) {
+            let p = m.pattern().as_usize();
+            for claim in &self.claims[p] {
+                match claim.role {
+                    Role::Cue(cue) => {
+                        hits.push(Hit { intent: claim.intent, cue, start: m.start(), end: m.end(), source: p })
+                    }
+                    Role::Negation => negations.push((claim.intent, m.start(), m.end())),
+                    Role::Exclusion => excluded[claim.intent as usize] = true,
+                }
+            }
+        }
+        if !self.regexes.is_empty() {
+            for ri in self.regex_set.matches(text).iter() {
+                let r = &self.regexes[ri];
+                if let Some(m) = r.regex.find(text) {
+                    hits.push(Hit {
+                        intent: r.intent,
+                        cue: r.cue,
+                        start: m.start(),
+                        end: m.end(),
+                        source: self.patterns.len() + ri,
+                    });
+                }
+            }
+        }
+        if hits.is_empty() {
+            return Vec::new();
+        }
+
+        // Void negated and excluded evidence, and matches nested in a longer match of the same
+        // intent (so "都臭了" and "臭了" count once).
+        let keep: Vec<bool> = hits
+            .iter()
+            .enumerate()
+            .map(|(i, h)| {
+                if excluded[h.intent as usize] {
+                    return false;
+                }
+                if negations.iter().any(|&(ni, s, e)| ni == h.intent && s < h.end && h.start < e) {
+                    return false;
+                }
+                !hits.iter().enumerate().any(|(j, o)| {
+                    j != i
+                        && o.intent == h.intent
+                        && o.start <= h.start
+                        && h.end <= o.end
+                        && (o.end - o.start > h.end - h.start || j < i)
+                })
+            })
+            .collect();
+
+        let mut scores = vec![0f32; n];
+        let mut any_main = [false; INTENT_IDS.len()];
+        for (h, _) in hits.iter().zip(&keep).filter(|(_, k)| **k) {
+            let cue = &self.intents[h.intent as usize].cues[h.cue as usize];
+            if !cue.boost {
+                any_main[h.intent as usize] = true;
+            }
+        }
+        let mut miss = [1f32; INTENT_IDS.len()];
+        for (h, _) in hits.iter().zip(&keep).filter(|(_, k)| **k) {
+            let i = h.intent as usize;
+            let cue = &self.intents[i].cues[h.cue as usize];
+            if cue.boost && !any_main[i] {
+                continue;
+            }
+            miss[i] *= 1.0 - cue.weight;
+        }
+        for i in 0..n {
+            if any_main[i] {
+                scores[i] = 1.0 - miss[i];
+            }
+        }
+
+        let found: Vec<usize> = (0..n).filter(|&i| scores[i] >= threshold).collect();
+        let mut out: Vec<IntentHit> = found
+            .iter()
+            .copied()
+            .filter(|&i| {
+                !self.intents[i].yields_to.iter().any(|y| match y {
+                    YieldTo::Any => found.iter().any(|&j| j != i),
+                    YieldTo::Intent(j) => found.contains(&(*j as usize)),
+                })
+            })
+            .map(|i| IntentHit {
+                id: INTENT_IDS[i],
+                score: round3(scores[i]),
+                evidence: self.evidence(norm, original, &hits, &keep, i),
+            })
+            .collect();
+        out.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.id.cmp(b.id)));
+        out
+    }
+
+    fn evidence(&self, norm: &Normalized, original: &str, hits: &[Hit], keep: &[bool], intent: usize) -> Vec<Evidence> {
+        let mut ev: Vec<Evidence> = hits
+            .iter()
+            .zip(keep)
+            .filter(|(h, k)| **k && h.intent as usize == intent)
+            .map(|(h, _)| {
+                let (s, e) = norm.original_span(h.start, h.end);
+                let phrase = if h.source < self.patterns.len() {
+                    self.patterns[h.source].clone()
+                } else {
+                    self.regexes[h.source - self.patterns.len()].regex.as_str().to_owned()
+                };
+                Evidence { phrase, span: [s, e], text: original.chars().skip(s).take(e - s).collect() }
+            })
+            .collect();
+        ev.sort_by_key(|e| e.span);
+        ev.dedup_by(|a, b| a.span == b.span && a.phrase == b.phrase);
+        ev
+    }
+}
+
+fn round3(x: f32) -> f32 {
+    (x * 1000.0).round() / 1000.0
+}

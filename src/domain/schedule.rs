@@ -1,0 +1,228 @@
+//! Call policy: when a buyer may be phoned (seed 001: only 10:00–18:00 buyer-local time, at
+//! most 2–3 attempts per case, never repeatedly in a day or at night).
+//!
+//! Pure: the time is an argument. The policy checks one proposed call time against the case's
+//! attempt history and computes the next allowed time, DST-correct in the buyer's zone.
+
+use jiff::{
+    SignedDuration, Timestamp, Zoned,
+    civil::{Date, Time},
+    tz::TimeZone,
+};
+use serde::Serialize;
+
+/// The widest window any shop may use: 10:00 to 18:00 buyer-local.
+pub const WINDOW_START: Time = Time::constant(10, 0, 0, 0);
+/// End of the widest window (exclusive).
+pub const WINDOW_END: Time = Time::constant(18, 0, 0, 0);
+/// The most attempts any shop may allow per case.
+pub const MAX_ATTEMPTS_CAP: u32 = 3;
+
+/// A shop's call policy. Build it with [`CallPolicy::new`], which refuses to widen the window
+/// or raise the attempts past the seeds' limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallPolicy {
+    window_start: Time,
+    window_end: Time,
+    max_attempts: u32,
+    per_day: u32,
+    min_gap: SignedDuration,
+}
+
+/// A policy that would break the seeds' limits.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyError {
+    /// The window is wider than 10:00–18:00, or empty.
+    #[error("call window {start}-{end} must lie within 10:00-18:00 and not be empty")]
+    Window { start: Time, end: Time },
+    /// Attempts outside 1..=3.
+    #[error("max attempts {0} must be between 1 and 3")]
+    Attempts(u32),
+    /// Calls per day outside 1..=2.
+    #[error("calls per day {0} must be 1 or 2")]
+    PerDay(u32),
+    /// Negative gap.
+    #[error("minimum gap between calls must not be negative")]
+    Gap,
+}
+
+impl Default for CallPolicy {
+    fn default() -> Self {
+        Self {
+            window_start: WINDOW_START,
+            window_end: WINDOW_END,
+            max_attempts: MAX_ATTEMPTS_CAP,
+            per_day: 2,
+            min_gap: SignedDuration::from_hours(2),
+        }
+    }
+}
+
+impl CallPolicy {
+    /// A policy inside the seeds' limits.
+    ///
+    /// # Errors
+    /// A window wider than 10:00–18:00 or empty, attempts outside 1..=3, per-day outside 1..=2,
+    /// a negative gap.
+    pub fn new(
+        window_start: Time,
+        window_end: Time,
+        max_attempts: u32,
+        per_day: u32,
+        min_gap: SignedDuration,
+    ) -> Result<Self, PolicyError> {
+        if window_start < WINDOW_START || window_end > WINDOW_END || window_start >= window_end {
+            return Err(PolicyError::Window { start: window_start, end: window_end });
+        }
+        if !(1..=MAX_ATTEMPTS_CAP).contains(&max_attempts) {
+            return Err(PolicyError::Attempts(max_attempts));
+        }
+        if !(1..=2).contains(&per_day) {
+            return Err(PolicyError::PerDay(per_day));
+        }
+        if min_gap.is_negative() {
+            return Err(PolicyError::Gap);
+        }
+        Ok(Self { window_start, window_end, max_attempts, per_day, min_gap })
+    }
+
+    /// The most attempts per case.
+    #[must_use]
+    pub fn max_attempts(&self) -> u32 {
+        self.max_attempts
+    }
+
+    /// Whether a call may start at `at` (in the buyer's zone `tz`), given the previous attempts
+    /// of the case, and when the next allowed time is.
+    #[must_use]
+    pub fn check(&self, at: Timestamp, tz: &TimeZone, history: &History) -> CallDecision {
+        if history.count >= self.max_attempts {
+            return CallDecision { allowed: false, reason: Reason::MaxAttempts, next_allowed_at: None };
+        }
+        let reason = self.first_violation(at, tz, history);
+        let next = self.next_allowed(at, tz, history);
+        match reason {
+            None => CallDecision { allowed: true, reason: Reason::Ok, next_allowed_at: Some(at.to_zoned(tz.clone())) },
+            Some(r) => CallDecision { allowed: false, reason: r, next_allowed_at: next },
+        }
+    }
+
+    fn first_violation(&self, at: Timestamp, tz: &TimeZone, history: &History) -> Option<Reason> {
+        let local = at.to_zoned(tz.clone());
+        let t = local.time();
+        if t < self.window_start || t >= self.window_end {
+            return Some(Reason::OutsideWindow);
+        }
+        if let Some(last) = history.last {
+            if at < last {
+                return Some(Reason::BeforeLastAttempt);
+            }
+            if at.duration_since(last) < self.min_gap {
+                return Some(Reason::TooSoon);
+            }
+        }
+        if history.on_date(local.date(), tz) >= self.per_day {
+            return Some(Reason::DailyLimit);
+        }
+        None
+    }
+
+    fn next_allowed(&self, at: Timestamp, tz: &TimeZone, history: &History) -> Option<Zoned> {
+        let mut t = at;
+        if let Some(last) = history.last {
+            t = t.max(last.checked_add(self.min_gap).ok()?);
+        }
+        // A handful of days always suffices (at most `per_day` attempts are counted on a day);
+        // the bound only guards against a pathological time zone.
+        for _ in 0..400 {
+            let local = t.to_zoned(tz.clone());
+            let date = local.date();
+            let start = at_local(date, self.window_start, tz)?;
+            let end = at_local(date, self.window_end, tz)?;
+            if t < start {
+                t = start;
+                continue;
+            }
+            if t >= end || history.on_date(date, tz) >= self.per_day {
+                t = at_local(date.tomorrow().ok()?, self.window_start, tz)?;
+                continue;
+            }
+            return Some(t.to_zoned(tz.clone()));
+        }
+        None
+    }
+}
+
+/// The previous call attempts of a case.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct History {
+    /// How many attempts so far.
+    pub count: u32,
+    /// When the latest one was.
+    pub last: Option<Timestamp>,
+    /// The known attempt times (may be fewer than `count` when only the last is known).
+    pub times: Vec<Timestamp>,
+}
+
+impl History {
+    /// A history from the full list of attempt times.
+    #[must_use]
+    pub fn from_times(mut times: Vec<Timestamp>) -> Self {
+        times.sort();
+        Self { count: times.len() as u32, last: times.last().copied(), times }
+    }
+
+    fn on_date(&self, date: Date, tz: &TimeZone) -> u32 {
+        let mut known: Vec<Timestamp> = self.times.clone();
+        if let Some(l) = self.last {
+            if !known.contains(&l) {
+                known.push(l);
+            }
+        }
+        known.iter().filter(|t| t.to_zoned(tz.clone()).date() == date).count() as u32
+    }
+}
+
+/// The civil time `time` on `date` in `tz`; in a DST gap the later valid instant.
+fn at_local(date: Date, time: Time, tz: &TimeZone) -> Option<Timestamp> {
+    tz.to_ambiguous_zoned(date.to_datetime(time)).later().ok().map(|z| z.timestamp())
+}
+
+/// Why a call is or is not allowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// Inside the window, under every limit.
+    Ok,
+    /// Outside the buyer-local call window.
+    OutsideWindow,
+    /// Too soon after the previous attempt.
+    TooSoon,
+    /// The time is before the latest recorded attempt.
+    BeforeLastAttempt,
+    /// Already the most calls for that day.
+    DailyLimit,
+    /// The case has had its attempts.
+    MaxAttempts,
+}
+
+/// The answer of `shouhou calls check`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CallDecision {
+    /// Whether a call may start at the asked time.
+    pub allowed: bool,
+    /// Why.
+    pub reason: Reason,
+    /// The earliest allowed time at or after the asked time; `null` when no call is allowed
+    /// any more.
+    #[serde(serialize_with = "ser_zoned")]
+    pub next_allowed_at: Option<Zoned>,
+}
+
+#[allow(clippy::ref_option)]
+fn ser_zoned<S: serde::Serializer>(z: &Option<Zoned>, s: S) -> Result<S::Ok, S::Error> {
+    match z {
+        Some(z) => s.serialize_str(&z.timestamp().display_with_offset(z.offset()).to_string()),
+        None => s.serialize_none(),
+    }
+}

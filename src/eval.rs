@@ -1,0 +1,318 @@
+//! Evaluation of the classifier against a labelled corpus (`intent<TAB>text` lines).
+//!
+//! Pure: parsing takes the file's text, scoring takes the loaded understanding. Reports
+//! per-class precision / recall / F1 (the 18 intents and `other`), macro-F1 over those 19
+//! classes, exact-match accuracy, the top confusions, precision by score threshold, and every
+//! misclassified line.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::domain::{INTENT_IDS, Understanding, catalog::intent_index};
+
+/// The label for "no intent".
+pub const OTHER: &str = "other";
+
+/// One labelled message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sample {
+    /// 1-based line number in the file.
+    pub line: usize,
+    /// Gold intent ids, sorted; empty means `other`.
+    pub gold: Vec<&'static str>,
+    /// The message.
+    pub text: String,
+}
+
+/// A malformed corpus line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}: {problem}")]
+pub struct CorpusError {
+    /// 1-based line number.
+    pub line: usize,
+    /// What is wrong.
+    pub problem: String,
+}
+
+/// Parses a corpus: `labels<TAB>text` per line, `a|b` for several intents, `other` for none,
+/// `#` comments and blank lines ignored.
+///
+/// # Errors
+/// A line without a tab, an empty text, or an unknown label.
+pub fn parse_corpus(src: &str) -> Result<Vec<Sample>, CorpusError> {
+    let mut out = Vec::new();
+    for (i, raw) in src.lines().enumerate() {
+        let line = i + 1;
+        let l = raw.trim_end_matches('\r');
+        if l.trim().is_empty() || l.starts_with('#') {
+            continue;
+        }
+        let Some((labels, text)) = l.split_once('\t') else {
+            return Err(CorpusError { line, problem: "expected `intent<TAB>text`: no tab found".into() });
+        };
+        if text.trim().is_empty() {
+            return Err(CorpusError { line, problem: "empty message text".into() });
+        }
+        let mut gold = Vec::new();
+        for label in labels.split('|').map(str::trim) {
+            if label == OTHER {
+                continue;
+            }
+            let Some(idx) = intent_index(label) else {
+                return Err(CorpusError {
+                    line,
+                    problem: format!("unknown label `{label}`; use an intent id of the contract or `other`"),
+                });
+            };
+            gold.push(INTENT_IDS[idx as usize]);
+        }
+        gold.sort_unstable();
+        gold.dedup();
+        out.push(Sample { line, gold, text: text.to_owned() });
+    }
+    Ok(out)
+}
+
+/// Precision, recall and F1 of one class.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClassScore {
+    /// Intent id or `other`.
+    pub id: &'static str,
+    /// Lines that carry it.
+    pub support: usize,
+    /// True positives.
+    pub tp: usize,
+    /// False positives.
+    pub fp: usize,
+    /// False negatives.
+    pub fn_: usize,
+    /// tp / (tp + fp); 1 when nothing was predicted.
+    pub precision: f64,
+    /// tp / (tp + fn); 1 when there is no support.
+    pub recall: f64,
+    /// Harmonic mean.
+    pub f1: f64,
+}
+
+/// How often gold `gold` was predicted as `predicted`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Confusion {
+    /// The label the line carries (or `other`).
+    pub gold: &'static str,
+    /// The label predicted instead (or `other`).
+    pub predicted: &'static str,
+    /// Lines.
+    pub count: usize,
+}
+
+/// Precision and recall of all intent predictions at or above a score.
+#[derive(Debug, Clone, Serialize)]
+pub struct ThresholdPoint {
+    /// The score threshold.
+    pub threshold: f32,
+    /// Predicted (line, intent) pairs at or above it.
+    pub predicted: usize,
+    /// Of those, correct.
+    pub correct: usize,
+    /// correct / predicted.
+    pub precision: f64,
+    /// correct / gold pairs.
+    pub recall: f64,
+}
+
+/// A line whose predicted set differs from its gold set.
+#[derive(Debug, Clone, Serialize)]
+pub struct Miss {
+    /// Line number in the file.
+    pub line: usize,
+    /// Gold labels.
+    pub gold: Vec<&'static str>,
+    /// Predicted labels with scores.
+    pub predicted: Vec<(&'static str, f32)>,
+    /// The message.
+    pub text: String,
+}
+
+/// The whole evaluation.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// Lines evaluated.
+    pub lines: usize,
+    /// The reporting threshold used.
+    pub threshold: f32,
+    /// The 18 intents, then `other`.
+    pub classes: Vec<ClassScore>,
+    /// Mean F1 over the classes with support or predictions.
+    pub macro_f1: f64,
+    /// Share of lines whose predicted set equals the gold set.
+    pub exact_match: f64,
+    /// Most frequent confusions first.
+    pub confusions: Vec<Confusion>,
+    /// Precision and recall by score threshold.
+    pub thresholds: Vec<ThresholdPoint>,
+    /// Every misclassified line.
+    pub misclassified: Vec<Miss>,
+}
+
+/// The lowest score evaluation asks the classifier for, to chart precision by threshold.
+const FLOOR: f32 = 0.2;
+
+/// Runs the classifier over `samples` and scores it.
+#[must_use]
+pub fn evaluate(u: &Understanding, samples: &[Sample]) -> Report {
+    let threshold = u.catalog.threshold;
+    let n = INTENT_IDS.len();
+    let (mut tp, mut fp, mut fneg, mut support) = (vec![0; n + 1], vec![0; n + 1], vec![0; n + 1], vec![0; n + 1]);
+    let mut confusions: BTreeMap<(&'static str, &'static str), usize> = BTreeMap::new();
+    let mut misclassified = Vec::new();
+    let mut exact = 0;
+    let steps: Vec<f32> = (0..=16).map(|k| 0.2 + 0.05 * k as f32).collect();
+    let mut pts: Vec<(usize, usize)> = vec![(0, 0); steps.len()];
+    let mut gold_pairs = 0;
+
+    for s in samples {
+        let norm = u.catalog.normalizer.normalize(&s.text);
+        let all = u.catalog.classify_at(&norm, &s.text, FLOOR);
+        for (k, t) in steps.iter().enumerate() {
+            for hit in all.iter().filter(|h| h.score >= *t - 1e-6) {
+                pts[k].0 += 1;
+                if s.gold.contains(&hit.id) {
+                    pts[k].1 += 1;
+                }
+            }
+        }
+        gold_pairs += s.gold.len();
+        let hits = u.catalog.classify_at(&norm, &s.text, threshold);
+        let mut pred: Vec<&'static str> = hits.iter().map(|h| h.id).collect();
+        pred.sort_unstable();
+        let class = |id: &str| intent_index(id).map_or(n, |i| i as usize);
+        let gold_set: Vec<usize> = if s.gold.is_empty() { vec![n] } else { s.gold.iter().map(|g| class(g)).collect() };
+        let pred_set: Vec<usize> = if pred.is_empty() { vec![n] } else { pred.iter().map(|p| class(p)).collect() };
+        for &g in &gold_set {
+            support[g] += 1;
+            if pred_set.contains(&g) {
+                tp[g] += 1;
+            } else {
+                fneg[g] += 1;
+            }
+        }
+        for &p in &pred_set {
+            if !gold_set.contains(&p) {
+                fp[p] += 1;
+            }
+        }
+        if gold_set == pred_set {
+            exact += 1;
+            continue;
+        }
+        let name = |c: usize| if c == n { OTHER } else { INTENT_IDS[c] };
+        let missed: Vec<usize> = gold_set.iter().copied().filter(|g| !pred_set.contains(g)).collect();
+        let extra: Vec<usize> = pred_set.iter().copied().filter(|p| !gold_set.contains(p)).collect();
+        match (missed.is_empty(), extra.is_empty()) {
+            (false, false) => {
+                for &g in &missed {
+                    for &p in &extra {
+                        *confusions.entry((name(g), name(p))).or_default() += 1;
+                    }
+                }
+            }
+            (false, true) => missed.iter().for_each(|&g| *confusions.entry((name(g), OTHER)).or_default() += 1),
+            (true, false) => extra.iter().for_each(|&p| *confusions.entry((OTHER, name(p))).or_default() += 1),
+            (true, true) => {}
+        }
+        misclassified.push(Miss {
+            line: s.line,
+            gold: s.gold.clone(),
+            predicted: hits.iter().map(|h| (h.id, h.score)).collect(),
+            text: s.text.clone(),
+        });
+    }
+
+    let classes: Vec<ClassScore> = (0..=n)
+        .map(|c| {
+            let precision = ratio(tp[c], tp[c] + fp[c]);
+            let recall = ratio(tp[c], tp[c] + fneg[c]);
+            let f1 = if precision + recall == 0.0 { 0.0 } else { 2.0 * precision * recall / (precision + recall) };
+            ClassScore {
+                id: if c == n { OTHER } else { INTENT_IDS[c] },
+                support: support[c],
+                tp: tp[c],
+                fp: fp[c],
+                fn_: fneg[c],
+                precision,
+                recall,
+                f1,
+            }
+        })
+        .collect();
+    let counted: Vec<&ClassScore> = classes.iter().filter(|c| c.support + c.fp > 0).collect();
+    let macro_f1 =
+        if counted.is_empty() { 0.0 } else { counted.iter().map(|c| c.f1).sum::<f64>() / counted.len() as f64 };
+    let mut confusions: Vec<Confusion> =
+        confusions.into_iter().map(|((gold, predicted), count)| Confusion { gold, predicted, count }).collect();
+    confusions.sort_by(|a, b| b.count.cmp(&a.count).then(a.gold.cmp(b.gold)).then(a.predicted.cmp(b.predicted)));
+    let thresholds = steps
+        .iter()
+        .zip(pts)
+        .map(|(t, (p, c))| ThresholdPoint {
+            threshold: (t * 100.0).round() / 100.0,
+            predicted: p,
+            correct: c,
+            precision: ratio(c, p),
+            recall: ratio(c, gold_pairs),
+        })
+        .collect();
+    Report {
+        lines: samples.len(),
+        threshold,
+        classes,
+        macro_f1,
+        exact_match: ratio(exact, samples.len()),
+        confusions,
+        thresholds,
+        misclassified,
+    }
+}
+
+fn ratio(a: usize, b: usize) -> f64 {
+    if b == 0 { 1.0 } else { a as f64 / b as f64 }
+}
+
+impl Report {
+    /// The human-readable report.
+    #[must_use]
+    pub fn to_text(&self, max_confusions: usize) -> String {
+        use std::fmt::Write as _;
+        let mut s = String::new();
+        let _ = writeln!(s, "{:<18} {:>7} {:>9} {:>7} {:>7}", "class", "support", "precision", "recall", "f1");
+        for c in &self.classes {
+            let _ = writeln!(s, "{:<18} {:>7} {:>9.3} {:>7.3} {:>7.3}", c.id, c.support, c.precision, c.recall, c.f1);
+        }
+        let _ = writeln!(
+            s,
+            "\nlines {}  threshold {}  macro-F1 {:.4}  exact match {:.3}",
+            self.lines, self.threshold, self.macro_f1, self.exact_match
+        );
+        let _ = writeln!(s, "\nprecision by score threshold (all intent predictions at or above it):");
+        let _ = writeln!(s, "{:>9} {:>9} {:>9} {:>9}", "threshold", "predicted", "precision", "recall");
+        for t in &self.thresholds {
+            let _ = writeln!(s, "{:>9.2} {:>9} {:>9.3} {:>9.3}", t.threshold, t.predicted, t.precision, t.recall);
+        }
+        let _ = writeln!(s, "\ntop confusions (gold -> predicted):");
+        for c in self.confusions.iter().take(max_confusions) {
+            let _ = writeln!(s, "{:>4}  {} -> {}", c.count, c.gold, c.predicted);
+        }
+        let _ = writeln!(s, "\nmisclassified ({}):", self.misclassified.len());
+        for m in &self.misclassified {
+            let gold = if m.gold.is_empty() { OTHER.to_owned() } else { m.gold.join("|") };
+            let pred = if m.predicted.is_empty() {
+                OTHER.to_owned()
+            } else {
+                m.predicted.iter().map(|(i, sc)| format!("{i}:{sc:.2}")).collect::<Vec<_>>().join("|")
+            };
+            let _ = writeln!(s, "  line {:>4}  gold {gold}  got {pred}  {}", m.line, m.text);
+        }
+        s
+    }
+}

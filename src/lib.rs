@@ -1,0 +1,14 @@
+//! shouhou (售后): an after-sales assistant for Chinese e-commerce shops.
+//!
+//! Module map:
+//! - [`domain`]: the pure core: normalizer, intent catalog, classifier, entities;
+//! - [`eval`]: scoring the classifier against a labelled corpus (`shouhou eval`);
+//! - [`cli`]: the command line (`shouhou classify`, `eval`, `demo`).
+//!
+//! Domain text (phrases, cue words, replies) lives in `intents/` and `templates/`, never here.
+
+pub mod cli;
+pub mod domain;
+pub mod eval;
+
+pub use domain::{Analysis, Understanding};

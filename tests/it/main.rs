@@ -1,0 +1,9 @@
+//! The single integration-test binary (ripgrep / zero2prod style): one link, topical modules.
+
+mod catalog;
+mod cli;
+mod corpus;
+mod entity;
+mod normalize;
+mod schedule;
+mod support;

@@ -1,0 +1,92 @@
+//! Shared helpers: the loaded catalog, paths, and a scratch copy of `intents/` to break.
+
+use std::{
+    path::{Path, PathBuf},
+    sync::OnceLock,
+};
+
+use shouhou::Understanding;
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The shipped intents directory.
+pub fn intents_dir() -> PathBuf {
+    root().join("intents")
+}
+
+/// The shipped catalog, loaded once per test binary.
+pub fn understanding() -> &'static Understanding {
+    static U: OnceLock<Understanding> = OnceLock::new();
+    U.get_or_init(|| Understanding::load(&intents_dir()).expect("shipped intents load"))
+}
+
+/// Ids of the intents found in `text`.
+pub fn ids(text: &str) -> Vec<&'static str> {
+    understanding().classify(text).into_iter().map(|h| h.id).collect()
+}
+
+/// A writable copy of the shipped intents directory.
+pub struct ScratchIntents {
+    pub dir: tempfile::TempDir,
+}
+
+impl ScratchIntents {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        copy_dir(&intents_dir(), dir.path());
+        Self { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Replaces `from` with `to` in `file`, asserting `from` was there.
+    pub fn edit(&self, file: &str, from: &str, to: &str) {
+        let p = self.dir.path().join(file);
+        let s = std::fs::read_to_string(&p).expect("read");
+        assert!(s.contains(from), "{file} does not contain {from:?}");
+        std::fs::write(&p, s.replacen(from, to, 1)).expect("write");
+    }
+
+    /// Appends text to `file`.
+    pub fn append(&self, file: &str, text: &str) {
+        let p = self.dir.path().join(file);
+        let mut s = std::fs::read_to_string(&p).unwrap_or_default();
+        s.push_str(text);
+        std::fs::write(&p, s).expect("write");
+    }
+
+    /// Loads it, expecting failure; returns the error.
+    pub fn load_err(&self) -> shouhou::domain::LoadError {
+        match Understanding::load(self.path()) {
+            Ok(_) => panic!("loading should have failed"),
+            Err(e) => e,
+        }
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("readdir") {
+        let entry = entry.expect("entry");
+        let dest = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_dir(&entry.path(), &dest);
+        } else {
+            std::fs::copy(entry.path(), dest).expect("copy");
+        }
+    }
+}
+
+impl ScratchIntents {
+    /// Puts text at the top of `file` (before any table header).
+    pub fn prepend(&self, file: &str, text: &str) {
+        let p = self.dir.path().join(file);
+        let s = std::fs::read_to_string(&p).unwrap_or_default();
+        std::fs::write(&p, format!("{text}{s}")).expect("write");
+    }
+}
