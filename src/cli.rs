@@ -5,7 +5,7 @@
 //! input line in batch mode), 2 on usage or load errors.
 
 use std::{
-    io::{self, BufRead, Write},
+    io::{self, BufRead, Read, Write},
     path::{Path, PathBuf},
     time::Instant,
 };
@@ -13,7 +13,16 @@ use std::{
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
-use crate::{domain::Understanding, eval};
+use crate::{
+    domain::{
+        Understanding,
+        case::Case,
+        draft::Assistant,
+        event::InboundEvent,
+        guard::{GuardContext, Protected},
+    },
+    eval,
+};
 
 /// shouhou: after-sales assistant for Chinese e-commerce shops.
 #[derive(Debug, Parser)]
@@ -23,6 +32,16 @@ pub struct Cli {
     /// or the one shipped with the source tree when ./intents does not exist.
     #[arg(long, global = true, env = "SHOUHOU_INTENTS", value_name = "DIR")]
     pub intents: Option<PathBuf>,
+
+    /// The templates directory (reply templates, guard.toml). Defaults to ./templates, or the
+    /// one shipped with the source tree when ./templates does not exist.
+    #[arg(long, global = true, env = "SHOUHOU_TEMPLATES", value_name = "DIR")]
+    pub templates: Option<PathBuf>,
+
+    /// The shop's configuration file. Defaults to ./shouhou.toml, or the example shipped with
+    /// the source tree when ./shouhou.toml does not exist.
+    #[arg(long, global = true, env = "SHOUHOU_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
 
     #[command(subcommand)]
     pub command: Command,
@@ -51,6 +70,60 @@ pub enum Command {
         #[arg(long, default_value_t = 15)]
         top: usize,
     },
+    /// Score the guard on a labelled file of `argue|ok<TAB>reply` lines: recall on arguing
+    /// replies, false positives on acceptable ones.
+    EvalGuard {
+        /// The labelled replies file.
+        file: PathBuf,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Draft the answer to one inbound event (JSON on stdin): intents, route, reply, actions
+    /// and the guard's verdict.
+    Draft {
+        /// The case state so far (the `case` of the previous draft), as a JSON file.
+        #[arg(long, value_name = "FILE")]
+        case: Option<PathBuf>,
+        /// The time to draft at (RFC 3339); defaults to the event's `sent_at`, else now.
+        #[arg(long)]
+        at: Option<jiff::Timestamp>,
+    },
+    /// Run the guard on an outgoing reply; prints {"verdict", "findings"} and exits 1 when
+    /// blocked. Without `--event` or `--to-orderer` the recipient is treated as unverified.
+    Check {
+        /// The reply text.
+        text: String,
+        /// An inbound event (JSON file) giving the recipient and the order data to protect.
+        #[arg(long, value_name = "FILE")]
+        event: Option<PathBuf>,
+        /// The recipient is the ordering account.
+        #[arg(long)]
+        to_orderer: bool,
+        /// A receiver name to protect (repeatable).
+        #[arg(long = "protect-name", value_name = "NAME")]
+        protect_name: Vec<String>,
+        /// A phone number to protect (repeatable).
+        #[arg(long = "protect-phone", value_name = "PHONE")]
+        protect_phone: Vec<String>,
+        /// An address to protect (repeatable).
+        #[arg(long = "protect-address", value_name = "ADDRESS")]
+        protect_address: Vec<String>,
+        /// The order's items are excluded from 7-day no-reason returns (a refusal is allowed).
+        #[arg(long)]
+        return_excluded: bool,
+    },
+    /// Run a whole conversation offline: a JSONL file of inbound events (each with `sent_at`),
+    /// drafted in order with the case carried along. Prints a transcript, or JSON per turn.
+    Replay {
+        /// The conversation file.
+        file: PathBuf,
+        /// One JSON object per turn instead of the transcript.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Load and validate every data file (intents, templates, guard, config) and report.
+    Validate,
     /// Call policy: may the buyer be phoned now?
     Calls {
         #[command(subcommand)]
@@ -102,11 +175,31 @@ pub enum CallsCommand {
 /// Where the intents live when `--intents` is not given.
 #[must_use]
 pub fn default_intents_dir() -> PathBuf {
-    let local = PathBuf::from("intents");
-    if local.join("catalog.toml").exists() {
+    default_dir("intents", "catalog.toml")
+}
+
+/// Where the templates live when `--templates` is not given.
+#[must_use]
+pub fn default_templates_dir() -> PathBuf {
+    default_dir("templates", "guard.toml")
+}
+
+/// Where the config lives when `--config` is not given.
+#[must_use]
+pub fn default_config() -> PathBuf {
+    let local = PathBuf::from("shouhou.toml");
+    if local.exists() {
         return local;
     }
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("intents")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("shouhou.toml")
+}
+
+fn default_dir(name: &str, marker: &str) -> PathBuf {
+    let local = PathBuf::from(name);
+    if local.join(marker).exists() {
+        return local;
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(name)
 }
 
 fn load(dir: &Path) -> Result<Understanding> {
@@ -119,11 +212,16 @@ fn load(dir: &Path) -> Result<Understanding> {
 /// Load and I/O failures (usage errors are clap's).
 pub fn run(cli: Cli) -> Result<u8> {
     let dir = cli.intents.clone().unwrap_or_else(default_intents_dir);
+    let templates = cli.templates.clone().unwrap_or_else(default_templates_dir);
+    let config = cli.config.clone().unwrap_or_else(default_config);
+    let assistant = || {
+        Assistant::load(&dir, &templates, &config).context("cannot load the assistant's data files")
+    };
     match cli.command {
         Command::Classify { text } => {
             let u = load(&dir)?;
             if text == "-" {
-                return batch(&u, io::stdin().lock(), io::stdout().lock());
+                return batch(&u, io::stdin(), io::stdout().lock());
             }
             let mut out = io::stdout().lock();
             serde_json::to_writer(&mut out, &u.analyze(&text))?;
@@ -152,6 +250,82 @@ pub fn run(cli: Cli) -> Result<u8> {
             Ok(0)
         }
         Command::Calls { command } => calls(command),
+        Command::Draft { case, at } => {
+            let a = assistant()?;
+            let mut raw = String::new();
+            io::stdin().read_to_string(&mut raw).context("cannot read the event from stdin")?;
+            let event = InboundEvent::parse(&raw).context("the event on stdin is invalid")?;
+            let case: Case = match case {
+                Some(p) => serde_json::from_str(&std::fs::read_to_string(&p).with_context(|| format!("cannot read {}", p.display()))?)
+                    .with_context(|| format!("{} is not a case state", p.display()))?,
+                None => Case::default(),
+            };
+            let now = at.or(event.sent_at).unwrap_or_else(jiff::Timestamp::now);
+            let d = a.draft(&case, &event, now);
+            let mut out = io::stdout().lock();
+            serde_json::to_writer(&mut out, &d)?;
+            writeln!(out)?;
+            Ok(0)
+        }
+        Command::Check { text, event, to_orderer, protect_name, protect_phone, protect_address, return_excluded } => {
+            let a = assistant()?;
+            let verdict = match event {
+                Some(p) => {
+                    let raw = std::fs::read_to_string(&p).with_context(|| format!("cannot read {}", p.display()))?;
+                    let ev = InboundEvent::parse(&raw).with_context(|| format!("{} is not a valid event", p.display()))?;
+                    a.check(&text, Some(&ev))
+                }
+                None => {
+                    let ctx = GuardContext {
+                        recipient_is_orderer: to_orderer,
+                        protected: Protected { names: protect_name, phones: protect_phone, addresses: protect_address },
+                        return_qualifies: !return_excluded,
+                        min_promise_hours: None,
+                    };
+                    a.guard.check(&text, &ctx, &a.understanding.catalog.normalizer)
+                }
+            };
+            let mut out = io::stdout().lock();
+            serde_json::to_writer(&mut out, &verdict)?;
+            writeln!(out)?;
+            Ok(u8::from(!verdict.passed()))
+        }
+        Command::Replay { file, json } => {
+            let a = assistant()?;
+            let src = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let mut out = io::stdout().lock();
+            replay(&a, &src, json, &mut out).with_context(|| format!("{} is not a valid conversation", file.display()))?;
+            Ok(0)
+        }
+        Command::Validate => {
+            let a = assistant()?;
+            let mut out = io::stdout().lock();
+            writeln!(
+                out,
+                "ok: {} intents ({} phrases), {} template steps, guard and {} loaded",
+                a.understanding.catalog.intents.len(),
+                a.understanding.catalog.cue_phrases().len(),
+                crate::domain::case::STEPS.len(),
+                config.display()
+            )?;
+            Ok(0)
+        }
+        Command::EvalGuard { file, json } => {
+            let normalizer = crate::domain::Normalizer::load(&dir.join("normalize").join("t2s_overrides.toml"))?;
+            let guard = crate::domain::guard::Guard::load(&templates.join("guard.toml"), &normalizer)
+                .context("cannot load the guard rules")?;
+            let src = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let samples = eval::parse_replies(&src).with_context(|| format!("{} is not a valid replies file", file.display()))?;
+            let report = eval::evaluate_guard(&guard, &normalizer, &samples);
+            let mut out = io::stdout().lock();
+            if json {
+                serde_json::to_writer_pretty(&mut out, &report)?;
+                writeln!(out)?;
+            } else {
+                write!(out, "{}", report.to_text())?;
+            }
+            Ok(0)
+        }
         Command::Demo { file } => {
             let started = Instant::now();
             let u = load(&dir)?;
@@ -166,6 +340,43 @@ pub fn run(cli: Cli) -> Result<u8> {
             Ok(0)
         }
     }
+}
+
+/// Replays a JSONL conversation through the drafting pipeline, carrying the case.
+///
+/// # Errors
+/// A line that is not a valid event or lacks `sent_at`; write failures.
+pub fn replay(a: &Assistant, src: &str, json: bool, out: &mut impl Write) -> Result<()> {
+    let mut case = Case::default();
+    for (i, line) in src.lines().enumerate() {
+        if line.trim().is_empty() || line.trim_start().starts_with('#') {
+            continue;
+        }
+        let ev = InboundEvent::parse(line).with_context(|| format!("line {}", i + 1))?;
+        let now = ev.sent_at.with_context(|| format!("line {}: sent_at is required in a replay", i + 1))?;
+        let d = a.draft(&case, &ev, now);
+        if json {
+            serde_json::to_writer(&mut *out, &serde_json::json!({"turn": i + 1, "message_id": ev.message_id, "draft": d}))?;
+            writeln!(out)?;
+        } else {
+            let who = if ev.from_orderer() { "buyer" } else if ev.order.is_some() { "other account" } else { "buyer (order unknown)" };
+            let attach = if ev.attachments.is_empty() { String::new() } else { format!(" [+{} attachment(s)]", ev.attachments.len()) };
+            writeln!(out, "[{now}] {who}: {}{attach}", ev.text)?;
+            let ids: Vec<String> = d.intents.iter().map(|h| format!("{}:{:.2}", h.id, h.score)).collect();
+            let ids = if ids.is_empty() { "other".to_owned() } else { ids.join(" ") };
+            writeln!(out, "    intents {ids} | route {:?} | group {:?} | stage {:?} | guard {}", d.route, d.group, d.stage, d.guard.verdict)?;
+            match &d.reply {
+                Some(r) => writeln!(out, "    bot: {r}")?,
+                None => writeln!(out, "    bot: (no draft: a person answers)")?,
+            }
+            for act in &d.actions {
+                writeln!(out, "    action: {}", serde_json::to_string(act)?)?;
+            }
+            writeln!(out)?;
+        }
+        case = d.case;
+    }
+    Ok(())
 }
 
 fn calls(cmd: CallsCommand) -> Result<u8> {
@@ -197,7 +408,7 @@ fn calls(cmd: CallsCommand) -> Result<u8> {
 
 fn demo_line(out: &mut impl Write, u: &Understanding, text: &str) -> Result<()> {
     let a = u.analyze(text);
-    writeln!(out, "> {text}")?;
+    writeln!(out, "> {}", crate::domain::mask_phones(text))?;
     if a.intents.is_empty() {
         writeln!(out, "  other (no after-sales intent: a person looks at it)")?;
     }
@@ -227,7 +438,8 @@ fn demo_line(out: &mut impl Write, u: &Understanding, text: &str) -> Result<()> 
 ///
 /// # Errors
 /// Failure to read stdin or write stdout (a closed pipe ends quietly).
-pub fn batch(u: &Understanding, mut input: impl BufRead, output: impl Write) -> Result<u8> {
+pub fn batch(u: &Understanding, input: impl Read, output: impl Write) -> Result<u8> {
+    let mut input = io::BufReader::with_capacity(64 * 1024, input);
     let mut out = io::BufWriter::with_capacity(64 * 1024, output);
     let mut buf = Vec::new();
     let mut line_no = 0usize;
@@ -255,7 +467,8 @@ pub fn batch(u: &Understanding, mut input: impl BufRead, output: impl Write) -> 
             }
             return Err(e.into());
         }
-        if input.fill_buf().map(|b| b.is_empty()).unwrap_or(true) {
+        // Nothing more read ahead: the writer may be waiting for this answer.
+        if input.buffer().is_empty() {
             if let Err(e) = out.flush() {
                 if e.kind() == io::ErrorKind::BrokenPipe {
                     return Ok(0);

@@ -6,11 +6,17 @@
 //! - [`classify`]: scored intents with evidence;
 //! - [`entity`]: order numbers, phones (masked), amounts, attributes, durations, addresses.
 
+pub mod case;
 pub mod catalog;
 pub mod classify;
+pub mod draft;
 pub mod entity;
+pub mod event;
+pub mod guard;
+pub mod money;
 pub mod normalize;
 pub mod schedule;
+pub mod templates;
 
 use std::path::Path;
 

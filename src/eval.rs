@@ -316,3 +316,129 @@ impl Report {
         s
     }
 }
+
+/// One labelled outgoing reply: `argue` (the guard must block it) or `ok` (it must pass).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplySample {
+    /// 1-based line number.
+    pub line: usize,
+    /// Whether the reply argues.
+    pub argue: bool,
+    /// The reply.
+    pub text: String,
+}
+
+/// Parses an `argue|ok<TAB>text` file.
+///
+/// # Errors
+/// A line without a tab, an empty text or a label other than `argue` / `ok`.
+pub fn parse_replies(src: &str) -> Result<Vec<ReplySample>, CorpusError> {
+    let mut out = Vec::new();
+    for (i, raw) in src.lines().enumerate() {
+        let line = i + 1;
+        let l = raw.trim_end_matches('\r');
+        if l.trim().is_empty() || l.starts_with('#') {
+            continue;
+        }
+        let Some((label, text)) = l.split_once('\t') else {
+            return Err(CorpusError { line, problem: "expected `argue|ok<TAB>text`: no tab found".into() });
+        };
+        let argue = match label.trim() {
+            "argue" => true,
+            "ok" => false,
+            other => return Err(CorpusError { line, problem: format!("unknown label `{other}`; use `argue` or `ok`") }),
+        };
+        if text.trim().is_empty() {
+            return Err(CorpusError { line, problem: "empty reply text".into() });
+        }
+        out.push(ReplySample { line, argue, text: text.to_owned() });
+    }
+    Ok(out)
+}
+
+/// How the guard did on a replies corpus.
+#[derive(Debug, Clone, Serialize)]
+pub struct GuardReport {
+    /// Replies evaluated.
+    pub lines: usize,
+    /// Arguing replies.
+    pub argue: usize,
+    /// Acceptable replies.
+    pub ok: usize,
+    /// Arguing replies blocked.
+    pub blocked_argue: usize,
+    /// Acceptable replies blocked (false positives).
+    pub blocked_ok: usize,
+    /// blocked_argue / argue.
+    pub recall: f64,
+    /// blocked_argue / all blocked.
+    pub precision: f64,
+    /// blocked_ok / ok.
+    pub false_positive_rate: f64,
+    /// Arguing replies that passed.
+    pub missed: Vec<(usize, String)>,
+    /// Acceptable replies that were blocked, with the rules that fired.
+    pub false_positives: Vec<(usize, String, Vec<String>)>,
+}
+
+/// Runs the guard (as for the ordering account: leak rules off) over labelled replies.
+#[must_use]
+pub fn evaluate_guard(
+    guard: &crate::domain::guard::Guard,
+    normalizer: &crate::domain::Normalizer,
+    samples: &[ReplySample],
+) -> GuardReport {
+    let ctx = crate::domain::guard::GuardContext { recipient_is_orderer: true, return_qualifies: true, ..Default::default() };
+    let (mut blocked_argue, mut blocked_ok) = (0, 0);
+    let (mut missed, mut false_positives) = (Vec::new(), Vec::new());
+    for s in samples {
+        let v = guard.check(&s.text, &ctx, normalizer);
+        match (s.argue, v.passed()) {
+            (true, false) => blocked_argue += 1,
+            (true, true) => missed.push((s.line, s.text.clone())),
+            (false, false) => {
+                blocked_ok += 1;
+                false_positives.push((s.line, s.text.clone(), v.findings.iter().map(|f| f.rule.clone()).collect()));
+            }
+            (false, true) => {}
+        }
+    }
+    let argue = samples.iter().filter(|s| s.argue).count();
+    let ok = samples.len() - argue;
+    GuardReport {
+        lines: samples.len(),
+        argue,
+        ok,
+        blocked_argue,
+        blocked_ok,
+        recall: ratio(blocked_argue, argue),
+        precision: ratio(blocked_argue, blocked_argue + blocked_ok),
+        false_positive_rate: if ok == 0 { 0.0 } else { blocked_ok as f64 / ok as f64 },
+        missed,
+        false_positives,
+    }
+}
+
+impl GuardReport {
+    /// The human-readable report.
+    #[must_use]
+    pub fn to_text(&self) -> String {
+        use std::fmt::Write as _;
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "replies {}  argue {}  ok {}\nrecall {:.3} ({} of {} arguing replies blocked)\nfalse positives {} of {} ok replies ({:.3})  precision {:.3}",
+            self.lines, self.argue, self.ok, self.recall, self.blocked_argue, self.argue, self.blocked_ok, self.ok,
+            self.false_positive_rate, self.precision
+        );
+        let _ = writeln!(s, "\nmissed (arguing, passed) ({}):", self.missed.len());
+        for (line, text) in &self.missed {
+            let _ = writeln!(s, "  line {line:>4}  {text}");
+        }
+        let _ = writeln!(s, "\nfalse positives (ok, blocked) ({}):", self.false_positives.len());
+        for (line, text, rules) in &self.false_positives {
+            let _ = writeln!(s, "  line {line:>4}  [{}]  {text}", rules.join(","));
+        }
+        s
+    }
+}

@@ -8,6 +8,7 @@
 //! Domain text (phrases, cue words, replies) lives in `intents/` and `templates/`, never here.
 
 pub mod cli;
+pub mod config;
 pub mod domain;
 pub mod eval;
 

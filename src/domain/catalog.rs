@@ -223,7 +223,7 @@ const CUE_KEYS: &[&str] = &["weight", "boost", "phrases", "regexes"];
 const EXAMPLE_KEYS: &[&str] = &["positive", "negative"];
 
 /// Files in the intents directory that are not intent files.
-const NON_INTENT_FILES: &[&str] = &["catalog.toml", "entities.toml"];
+const NON_INTENT_FILES: &[&str] = &["catalog.toml", "entities.toml", "dialogue.toml"];
 
 /// How a phrase claimed by several intents is settled (`[ties]` in `catalog.toml`).
 enum Tie {

@@ -40,6 +40,8 @@ pub struct Tone {
     pub emoji: Vec<String>,
     /// Whether a character was repeated three times or more ("快快快快点").
     pub elongated: bool,
+    /// Whether the buyer wrote traditional characters (replies follow the buyer's script).
+    pub traditional: bool,
 }
 
 /// Converts and cleans buyer text. Build once, share freely (`Sync`).
@@ -148,11 +150,11 @@ impl Normalizer {
     #[must_use]
     pub fn normalize(&self, raw: &str) -> Normalized {
         let mut chars: Vec<char> = raw.chars().map(fold_char).collect();
-        self.simplify(&mut chars);
+        let traditional = self.simplify(&mut chars);
 
         let mut text = String::with_capacity(raw.len());
         let mut origin: Vec<(u32, u32)> = Vec::with_capacity(chars.len());
-        let mut tone = Tone::default();
+        let mut tone = Tone { traditional, ..Tone::default() };
         let mut pending_space = false;
         // Last pushed character, and how long the current run of it is.
         let mut last: Option<char> = None;
@@ -218,12 +220,15 @@ impl Normalizer {
         Normalized { text, origin, tone }
     }
 
-    /// Traditional → simplified in place, one character for one character.
-    fn simplify(&self, chars: &mut [char]) {
+    /// Traditional → simplified in place, one character for one character. Returns whether the
+    /// text held traditional characters.
+    fn simplify(&self, chars: &mut [char]) -> bool {
+        let mut had = false;
         for _ in 0..MAX_T2S_ROUNDS {
             if !chars.iter().any(|c| self.trad_chars.contains(c)) {
-                return;
+                return had;
             }
+            had = true;
             let s: String = chars.iter().collect();
             let converted = self.t2s.convert(&s);
             if converted.chars().count() == chars.len() {
@@ -243,6 +248,7 @@ impl Normalizer {
             }
             self.apply_overrides(chars);
         }
+        had
     }
 
     fn apply_overrides(&self, chars: &mut [char]) {

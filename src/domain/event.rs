@@ -1,0 +1,229 @@
+//! The generic inbound event (DESIGN.md "Inbound event"): what every platform adapter maps
+//! onto. Parsing checks the required fields and the formats of the optional ones, so a
+//! malformed event is refused with a message that names the field.
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use super::money::Money;
+
+/// One buyer message with its context.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InboundEvent {
+    /// Platform message id; redeliveries repeat it.
+    pub message_id: String,
+    /// The shop.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shop_id: Option<String>,
+    /// `generic`, `chatwoot`, …
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
+    /// The conversation (one buyer, one shop).
+    pub conversation_id: String,
+    /// Who wrote.
+    pub sender: Sender,
+    /// When it was written (RFC 3339 with offset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sent_at: Option<Timestamp>,
+    /// The message text (may be empty when there are attachments).
+    #[serde(default)]
+    pub text: String,
+    /// Photos, videos, files.
+    #[serde(default)]
+    pub attachments: Vec<Attachment>,
+    /// The order the conversation is about, when the adapter knows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order: Option<Order>,
+}
+
+/// The sending account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sender {
+    /// Platform account id.
+    pub account_id: String,
+    /// Display name (buyer data: never logged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nick: Option<String>,
+}
+
+/// An attachment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    /// `image`, `video`, `file`, …
+    pub kind: String,
+    /// Where it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+}
+
+/// An order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Order {
+    /// Order number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_id: Option<String>,
+    /// The account that placed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub buyer_account_id: Option<String>,
+    /// `unpaid`, `paid`, `shipped`, `signed`, `closed`, …
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// Paid at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paid_at: Option<Timestamp>,
+    /// Shipped at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shipped_at: Option<Timestamp>,
+    /// Signed for at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed_at: Option<Timestamp>,
+    /// Order total in yuan ("39.90").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total: Option<String>,
+    /// Line items.
+    #[serde(default)]
+    pub items: Vec<Item>,
+    /// Receiver (buyer data: only the ordering account may see it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receiver: Option<Receiver>,
+}
+
+/// A line item.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Item {
+    /// Product title.
+    #[serde(default)]
+    pub title: String,
+    /// Variant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sku: Option<String>,
+    /// `fresh`, `customised`, `digital_opened`, `periodical`, or anything else.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+    /// Unit price in yuan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price: Option<String>,
+    /// Quantity.
+    #[serde(default = "one")]
+    pub quantity: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// Receiver data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Receiver {
+    /// Name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Phone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    /// Address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+}
+
+/// Item categories excluded from the 7-day no-reason return (Consumer Protection Law art. 25).
+pub const NO_REASON_EXCLUDED: [&str; 4] = ["fresh", "customised", "digital_opened", "periodical"];
+
+/// A malformed event.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {problem}")]
+pub struct EventError {
+    /// The field at fault (`order.total`, `sent_at`, `-` for the JSON as a whole).
+    pub field: String,
+    /// What is wrong.
+    pub problem: String,
+}
+
+impl InboundEvent {
+    /// Parses and validates one event.
+    ///
+    /// # Errors
+    /// Not JSON, a required field missing or empty, a time or amount in the wrong format.
+    pub fn parse(json: &str) -> Result<Self, EventError> {
+        let ev: Self = serde_json::from_str(json).map_err(|e| EventError {
+            field: "-".into(),
+            problem: format!("not a valid event: {e} (line {}, column {})", e.line(), e.column()),
+        })?;
+        ev.validate()?;
+        Ok(ev)
+    }
+
+    fn validate(&self) -> Result<(), EventError> {
+        let bad = |field: &str, problem: &str| Err(EventError { field: field.into(), problem: problem.into() });
+        if self.message_id.trim().is_empty() {
+            return bad("message_id", "must not be empty");
+        }
+        if self.conversation_id.trim().is_empty() {
+            return bad("conversation_id", "must not be empty");
+        }
+        if self.sender.account_id.trim().is_empty() {
+            return bad("sender.account_id", "must not be empty");
+        }
+        if self.text.trim().is_empty() && self.attachments.is_empty() {
+            return bad("text", "a message needs text or attachments");
+        }
+        if let Some(o) = &self.order {
+            if let Some(t) = &o.total {
+                Money::parse(t).map_err(|p| EventError { field: "order.total".into(), problem: p })?;
+            }
+            for (i, item) in o.items.iter().enumerate() {
+                if let Some(p) = &item.price {
+                    Money::parse(p).map_err(|p| EventError { field: format!("order.items[{i}].price"), problem: p })?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the sender is the account that placed the attached order (false when unknown).
+    #[must_use]
+    pub fn from_orderer(&self) -> bool {
+        self.order
+            .as_ref()
+            .and_then(|o| o.buyer_account_id.as_deref())
+            .is_some_and(|b| b == self.sender.account_id)
+    }
+
+    /// Whether a photo or video came with the message.
+    #[must_use]
+    pub fn has_visual_evidence(&self) -> bool {
+        self.attachments.iter().any(|a| matches!(a.kind.as_str(), "image" | "video" | "photo"))
+    }
+}
+
+impl Order {
+    /// The order total, or the sum of its items.
+    #[must_use]
+    pub fn total_money(&self) -> Option<Money> {
+        if let Some(t) = self.total.as_deref().and_then(|t| Money::parse(t).ok()) {
+            return Some(t);
+        }
+        let mut sum = 0i64;
+        let mut any = false;
+        for i in &self.items {
+            if let Some(p) = i.price.as_deref().and_then(|p| Money::parse(p).ok()) {
+                sum += p.0 * i64::from(i.quantity);
+                any = true;
+            }
+        }
+        any.then_some(Money(sum))
+    }
+
+    /// Whether every item is excluded from the 7-day no-reason return (false when no items).
+    #[must_use]
+    pub fn all_excluded_from_no_reason(&self) -> bool {
+        !self.items.is_empty()
+            && self.items.iter().all(|i| i.category.as_deref().is_some_and(|c| NO_REASON_EXCLUDED.contains(&c)))
+    }
+
+    /// Whether the parcel has left the warehouse.
+    #[must_use]
+    pub fn shipped(&self) -> bool {
+        self.shipped_at.is_some() || matches!(self.status.as_deref(), Some("shipped" | "in_transit" | "signed" | "delivered"))
+    }
+}
