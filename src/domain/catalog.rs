@@ -12,7 +12,7 @@ use std::{
 };
 
 use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
-use regex::{Regex, RegexSet};
+use regex::Regex;
 use serde::Deserialize;
 
 use super::normalize::{NormalizeError, Normalizer};
@@ -168,10 +168,13 @@ pub struct Catalog {
     pub patterns: Vec<String>,
     /// The claims of each pattern.
     pub claims: Vec<Vec<Claim>>,
+    /// For each pattern, the regexes it triggers: a literal every match of those regexes must
+    /// start with. The regexes run only where the automaton saw one of their literals.
+    pub triggers: Vec<Vec<u32>>,
+    /// Regexes with no literal prefix, run on every message.
+    pub untriggered: Vec<u32>,
     /// One automaton over all patterns.
     pub automaton: AhoCorasick,
-    /// All cue regexes, in one set for a single pass.
-    pub regex_set: RegexSet,
     /// The same regexes, one by one, for spans.
     pub regexes: Vec<CueRegex>,
     /// The normalizer (the override table lives under `intents/normalize/`).
@@ -306,23 +309,23 @@ impl Catalog {
             let (file, path) = slot.expect("checked above");
             intents.push(builder.add_intent(idx as IntentIdx, file, path, &normalizer)?);
         }
-        let (patterns, claims) = builder.settle_ties(&intents, &ties, &catalog_path)?;
+        let (mut patterns, mut claims) = builder.settle_ties(&intents, &ties, &catalog_path)?;
+        let (triggers, untriggered) = attach_triggers(&builder.regexes, &mut patterns, &mut claims);
 
         let automaton = AhoCorasick::builder()
             .match_kind(MatchKind::Standard)
             .kind(Some(AhoCorasickKind::DFA))
             .build(&patterns)
             .map_err(|e| LoadError::new(&catalog_path, "-", format!("cannot build the phrase automaton: {e}")))?;
-        let regex_set = RegexSet::new(builder.regexes.iter().map(|r| r.regex.as_str()))
-            .map_err(|e| LoadError::new(&catalog_path, "-", format!("cannot build the regex set: {e}")))?;
 
         Ok(Self {
             intents,
             threshold: catalog.threshold,
             patterns,
             claims,
+            triggers,
+            untriggered,
             automaton,
-            regex_set,
             regexes: builder.regexes,
             normalizer,
         })
@@ -338,6 +341,49 @@ impl Catalog {
             .map(|(p, _)| p.as_str())
             .collect()
     }
+}
+
+/// Most prefix literals kept per regex before it is treated as untriggered.
+const MAX_TRIGGERS: usize = 64;
+
+/// Gives every regex the literals its matches must start with, added to the automaton's
+/// patterns (without claims of their own when they are new), so the regexes run only where
+/// the automaton saw one of them.
+fn attach_triggers(
+    regexes: &[CueRegex],
+    patterns: &mut Vec<String>,
+    claims: &mut Vec<Vec<Claim>>,
+) -> (Vec<Vec<u32>>, Vec<u32>) {
+    use regex_syntax::hir::literal::{ExtractKind, Extractor};
+    let mut index: HashMap<String, usize> = patterns.iter().enumerate().map(|(i, p)| (p.clone(), i)).collect();
+    let mut triggers: Vec<Vec<u32>> = vec![Vec::new(); patterns.len()];
+    let mut untriggered = Vec::new();
+    for (ri, r) in regexes.iter().enumerate() {
+        let seq = regex_syntax::Parser::new().parse(r.regex.as_str()).ok().map(|h| {
+            let mut x = Extractor::new();
+            x.kind(ExtractKind::Prefix).limit_total(MAX_TRIGGERS);
+            x.extract(&h)
+        });
+        let lits: Option<Vec<String>> = seq.as_ref().and_then(|s| s.literals()).and_then(|ls| {
+            ls.iter().map(|l| String::from_utf8(l.as_bytes().to_vec()).ok().filter(|s| !s.is_empty())).collect()
+        });
+        let Some(lits) = lits.filter(|l| !l.is_empty()) else {
+            untriggered.push(ri as u32);
+            continue;
+        };
+        for lit in lits {
+            let pi = *index.entry(lit.clone()).or_insert_with(|| {
+                patterns.push(lit);
+                claims.push(Vec::new());
+                triggers.push(Vec::new());
+                patterns.len() - 1
+            });
+            if !triggers[pi].contains(&(ri as u32)) {
+                triggers[pi].push(ri as u32);
+            }
+        }
+    }
+    (triggers, untriggered)
 }
 
 #[derive(Default)]

@@ -61,8 +61,14 @@ impl Catalog {
         let mut negations: Vec<(IntentIdx, usize, usize)> = Vec::new();
         let mut excluded = [false; INTENT_IDS.len()];
 
+        let mut run: Vec<u32> = self.untriggered.clone();
         for m in self.automaton.find_overlapping_iter(text) {
             let p = m.pattern().as_usize();
+            for &ri in &self.triggers[p] {
+                if !run.contains(&ri) {
+                    run.push(ri);
+                }
+            }
             for claim in &self.claims[p] {
                 match claim.role {
                     Role::Cue(cue) => {
@@ -73,8 +79,9 @@ impl Catalog {
                 }
             }
         }
-        if !self.regexes.is_empty() {
-            for ri in self.regex_set.matches(text).iter() {
+        {
+            for ri in run {
+                let ri = ri as usize;
                 let r = &self.regexes[ri];
                 if let Some(m) = r.regex.find(text) {
                     hits.push(Hit {

@@ -12,7 +12,7 @@
 //! Every output character remembers the range of original characters it came from, so
 //! evidence spans point into the buyer's own text. Normalizing twice gives the same text.
 
-use std::{collections::HashSet, path::Path};
+use std::path::Path;
 
 use ferrous_opencc::{OpenCC, config::BuiltinConfig};
 use serde::{Deserialize, Serialize};
@@ -48,7 +48,7 @@ pub struct Tone {
 pub struct Normalizer {
     t2s: OpenCC,
     /// Characters whose presence means the text may need traditional→simplified conversion.
-    trad_chars: HashSet<char>,
+    trad_chars: CharSet,
     overrides: Vec<(Vec<char>, Vec<char>)>,
 }
 
@@ -109,8 +109,10 @@ impl Normalizer {
             all.extend((lo..=hi).filter_map(char::from_u32));
         }
         let converted = t2s.convert(&all);
-        let mut trad_chars: HashSet<char> =
-            all.chars().zip(converted.chars()).filter(|(a, b)| a != b).map(|(a, _)| a).collect();
+        let mut trad_chars = CharSet::default();
+        for (a, _) in all.chars().zip(converted.chars()).filter(|(a, b)| a != b) {
+            trad_chars.insert(a);
+        }
         let file = path.display().to_string();
         let mut overrides = Vec::with_capacity(pairs.len());
         for (from, to) in pairs {
@@ -127,7 +129,9 @@ impl Normalizer {
             if f.len() != t.len() {
                 return Err(bad("replacement must have as many characters as the key"));
             }
-            trad_chars.extend(f.iter().copied());
+            for c in &f {
+                trad_chars.insert(*c);
+            }
             overrides.push((f, t));
         }
         let normalizer = Self { t2s, trad_chars, overrides };
@@ -278,6 +282,35 @@ impl Normalized {
         }
         let last = (first + count - 1).min(self.origin.len() - 1);
         (self.origin[first].0 as usize, self.origin[last].1 as usize)
+    }
+}
+
+/// A set of characters: a bitmap over the Basic Multilingual Plane (where all of Chinese
+/// script conversion happens), a list beyond it. Membership is one bit test on the hot path.
+struct CharSet {
+    bmp: Vec<u64>,
+    astral: Vec<char>,
+}
+
+impl Default for CharSet {
+    fn default() -> Self {
+        Self { bmp: vec![0; 1024], astral: Vec::new() }
+    }
+}
+
+impl CharSet {
+    fn insert(&mut self, c: char) {
+        let u = c as u32;
+        if u < 0x1_0000 {
+            self.bmp[(u >> 6) as usize] |= 1 << (u & 63);
+        } else if !self.astral.contains(&c) {
+            self.astral.push(c);
+        }
+    }
+
+    fn contains(&self, c: &char) -> bool {
+        let u = *c as u32;
+        if u < 0x1_0000 { self.bmp[(u >> 6) as usize] & (1 << (u & 63)) != 0 } else { self.astral.contains(c) }
     }
 }
 

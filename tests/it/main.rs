@@ -3,7 +3,9 @@
 mod catalog;
 mod cli;
 mod corpus;
+mod draft;
 mod entity;
+mod guard;
 mod normalize;
 mod schedule;
 mod support;

@@ -90,3 +90,12 @@ impl ScratchIntents {
         std::fs::write(&p, format!("{text}{s}")).expect("write");
     }
 }
+
+/// The shipped assistant (intents, templates, guard, config), loaded once.
+pub fn assistant() -> &'static shouhou::domain::draft::Assistant {
+    static A: OnceLock<shouhou::domain::draft::Assistant> = OnceLock::new();
+    A.get_or_init(|| {
+        shouhou::domain::draft::Assistant::load(&intents_dir(), &root().join("templates"), &root().join("shouhou.toml"))
+            .unwrap_or_else(|e| panic!("shipped data files load: {e}"))
+    })
+}
