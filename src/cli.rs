@@ -214,9 +214,7 @@ pub fn run(cli: Cli) -> Result<u8> {
     let dir = cli.intents.clone().unwrap_or_else(default_intents_dir);
     let templates = cli.templates.clone().unwrap_or_else(default_templates_dir);
     let config = cli.config.clone().unwrap_or_else(default_config);
-    let assistant = || {
-        Assistant::load(&dir, &templates, &config).context("cannot load the assistant's data files")
-    };
+    let assistant = || Assistant::load(&dir, &templates, &config).context("cannot load the assistant's data files");
     match cli.command {
         Command::Classify { text } => {
             let u = load(&dir)?;
@@ -241,11 +239,11 @@ pub fn run(cli: Cli) -> Result<u8> {
             } else {
                 write!(out, "{}", report.to_text(top))?;
             }
-            if let Some(min) = min_macro_f1 {
-                if report.macro_f1 < min {
-                    eprintln!("macro-F1 {:.4} is below the required {min}", report.macro_f1);
-                    return Ok(1);
-                }
+            if let Some(min) = min_macro_f1
+                && report.macro_f1 < min
+            {
+                eprintln!("macro-F1 {:.4} is below the required {min}", report.macro_f1);
+                return Ok(1);
             }
             Ok(0)
         }
@@ -256,8 +254,10 @@ pub fn run(cli: Cli) -> Result<u8> {
             io::stdin().read_to_string(&mut raw).context("cannot read the event from stdin")?;
             let event = InboundEvent::parse(&raw).context("the event on stdin is invalid")?;
             let case: Case = match case {
-                Some(p) => serde_json::from_str(&std::fs::read_to_string(&p).with_context(|| format!("cannot read {}", p.display()))?)
-                    .with_context(|| format!("{} is not a case state", p.display()))?,
+                Some(p) => serde_json::from_str(
+                    &std::fs::read_to_string(&p).with_context(|| format!("cannot read {}", p.display()))?,
+                )
+                .with_context(|| format!("{} is not a case state", p.display()))?,
                 None => Case::default(),
             };
             let now = at.or(event.sent_at).unwrap_or_else(jiff::Timestamp::now);
@@ -272,7 +272,8 @@ pub fn run(cli: Cli) -> Result<u8> {
             let verdict = match event {
                 Some(p) => {
                     let raw = std::fs::read_to_string(&p).with_context(|| format!("cannot read {}", p.display()))?;
-                    let ev = InboundEvent::parse(&raw).with_context(|| format!("{} is not a valid event", p.display()))?;
+                    let ev =
+                        InboundEvent::parse(&raw).with_context(|| format!("{} is not a valid event", p.display()))?;
                     a.check(&text, Some(&ev))
                 }
                 None => {
@@ -294,7 +295,8 @@ pub fn run(cli: Cli) -> Result<u8> {
             let a = assistant()?;
             let src = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
             let mut out = io::stdout().lock();
-            replay(&a, &src, json, &mut out).with_context(|| format!("{} is not a valid conversation", file.display()))?;
+            replay(&a, &src, json, &mut out)
+                .with_context(|| format!("{} is not a valid conversation", file.display()))?;
             Ok(0)
         }
         Command::Validate => {
@@ -315,7 +317,8 @@ pub fn run(cli: Cli) -> Result<u8> {
             let guard = crate::domain::guard::Guard::load(&templates.join("guard.toml"), &normalizer)
                 .context("cannot load the guard rules")?;
             let src = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
-            let samples = eval::parse_replies(&src).with_context(|| format!("{} is not a valid replies file", file.display()))?;
+            let samples =
+                eval::parse_replies(&src).with_context(|| format!("{} is not a valid replies file", file.display()))?;
             let report = eval::evaluate_guard(&guard, &normalizer, &samples);
             let mut out = io::stdout().lock();
             if json {
@@ -356,15 +359,33 @@ pub fn replay(a: &Assistant, src: &str, json: bool, out: &mut impl Write) -> Res
         let now = ev.sent_at.with_context(|| format!("line {}: sent_at is required in a replay", i + 1))?;
         let d = a.draft(&case, &ev, now);
         if json {
-            serde_json::to_writer(&mut *out, &serde_json::json!({"turn": i + 1, "message_id": ev.message_id, "draft": d}))?;
+            serde_json::to_writer(
+                &mut *out,
+                &serde_json::json!({"turn": i + 1, "message_id": ev.message_id, "draft": d}),
+            )?;
             writeln!(out)?;
         } else {
-            let who = if ev.from_orderer() { "buyer" } else if ev.order.is_some() { "other account" } else { "buyer (order unknown)" };
-            let attach = if ev.attachments.is_empty() { String::new() } else { format!(" [+{} attachment(s)]", ev.attachments.len()) };
-            writeln!(out, "[{now}] {who}: {}{attach}", ev.text)?;
+            let who = if ev.from_orderer() {
+                "buyer"
+            } else if ev.order.is_some() {
+                "other account"
+            } else {
+                "buyer (order unknown)"
+            };
+            let attach = if ev.attachments.is_empty() {
+                String::new()
+            } else {
+                format!(" [+{} attachment(s)]", ev.attachments.len())
+            };
+            let local = now.to_zoned(a.settings.timezone.clone()).strftime("%Y-%m-%d %H:%M %Z");
+            writeln!(out, "[{local}] {who}: {}{attach}", crate::domain::mask_phones(&ev.text))?;
             let ids: Vec<String> = d.intents.iter().map(|h| format!("{}:{:.2}", h.id, h.score)).collect();
             let ids = if ids.is_empty() { "other".to_owned() } else { ids.join(" ") };
-            writeln!(out, "    intents {ids} | route {:?} | group {:?} | stage {:?} | guard {}", d.route, d.group, d.stage, d.guard.verdict)?;
+            writeln!(
+                out,
+                "    intents {ids} | route {:?} | group {:?} | stage {:?} | guard {}",
+                d.route, d.group, d.stage, d.guard.verdict
+            )?;
             match &d.reply {
                 Some(r) => writeln!(out, "    bot: {r}")?,
                 None => writeln!(out, "    bot: (no draft: a person answers)")?,
@@ -468,13 +489,13 @@ pub fn batch(u: &Understanding, input: impl Read, output: impl Write) -> Result<
             return Err(e.into());
         }
         // Nothing more read ahead: the writer may be waiting for this answer.
-        if input.buffer().is_empty() {
-            if let Err(e) = out.flush() {
-                if e.kind() == io::ErrorKind::BrokenPipe {
-                    return Ok(0);
-                }
-                return Err(e.into());
+        if input.buffer().is_empty()
+            && let Err(e) = out.flush()
+        {
+            if e.kind() == io::ErrorKind::BrokenPipe {
+                return Ok(0);
             }
+            return Err(e.into());
         }
     }
     match out.flush() {

@@ -178,8 +178,11 @@ impl Settings {
     /// # Errors
     /// Missing or invalid file: the error names the file, the key and the reason.
     pub fn load(path: &Path) -> Result<Self, LoadError> {
-        let raw = std::fs::read_to_string(path)
-            .map_err(|e| LoadError { file: path.to_owned(), key: "-".into(), problem: format!("cannot read: {e}") })?;
+        let raw = std::fs::read_to_string(path).map_err(|e| LoadError {
+            file: path.to_owned(),
+            key: "-".into(),
+            problem: format!("cannot read: {e}"),
+        })?;
         Self::parse(path, &raw)
     }
 
@@ -208,7 +211,10 @@ impl Settings {
         let mut authority = BTreeMap::new();
         for (role, a) in &file.authority {
             if !ROLES.contains(&role.as_str()) {
-                return Err(err(&format!("authority.{role}"), format!("unknown role; expected one of {}", ROLES.join(", "))));
+                return Err(err(
+                    &format!("authority.{role}"),
+                    format!("unknown role; expected one of {}", ROLES.join(", ")),
+                ));
             }
             if a.max_percent > 100 {
                 return Err(err(&format!("authority.{role}.max_percent"), "must be at most 100".into()));
@@ -217,7 +223,10 @@ impl Settings {
             authority.insert(role.clone(), Authority { max_amount, max_percent: a.max_percent });
         }
         if !authority.contains_key(&file.routing.bot_role) {
-            return Err(err("routing.bot_role", format!("role `{}` has no [authority.{0}] table", file.routing.bot_role)));
+            return Err(err(
+                "routing.bot_role",
+                format!("role `{}` has no [authority.{0}] table", file.routing.bot_role),
+            ));
         }
         let c = &file.calls;
         let (start, end) = c
@@ -225,8 +234,9 @@ impl Settings {
             .split_once('-')
             .and_then(|(a, b)| Some((a.trim().parse().ok()?, b.trim().parse().ok()?)))
             .ok_or_else(|| err("calls.window", format!("expected HH:MM-HH:MM, got `{}`", c.window)))?;
-        let calls = CallPolicy::new(start, end, c.max_attempts, c.per_day, jiff::SignedDuration::from_mins(c.min_gap_minutes))
-            .map_err(|e| err("calls", e.to_string()))?;
+        let calls =
+            CallPolicy::new(start, end, c.max_attempts, c.per_day, jiff::SignedDuration::from_mins(c.min_gap_minutes))
+                .map_err(|e| err("calls", e.to_string()))?;
         let s = file.sla;
         for (k, v) in [
             ("ship_hours", s.ship_hours),

@@ -346,7 +346,9 @@ pub fn parse_replies(src: &str) -> Result<Vec<ReplySample>, CorpusError> {
         let argue = match label.trim() {
             "argue" => true,
             "ok" => false,
-            other => return Err(CorpusError { line, problem: format!("unknown label `{other}`; use `argue` or `ok`") }),
+            other => {
+                return Err(CorpusError { line, problem: format!("unknown label `{other}`; use `argue` or `ok`") });
+            }
         };
         if text.trim().is_empty() {
             return Err(CorpusError { line, problem: "empty reply text".into() });
@@ -388,7 +390,8 @@ pub fn evaluate_guard(
     normalizer: &crate::domain::Normalizer,
     samples: &[ReplySample],
 ) -> GuardReport {
-    let ctx = crate::domain::guard::GuardContext { recipient_is_orderer: true, return_qualifies: true, ..Default::default() };
+    let ctx =
+        crate::domain::guard::GuardContext { recipient_is_orderer: true, return_qualifies: true, ..Default::default() };
     let (mut blocked_argue, mut blocked_ok) = (0, 0);
     let (mut missed, mut false_positives) = (Vec::new(), Vec::new());
     for s in samples {
@@ -428,8 +431,16 @@ impl GuardReport {
         let _ = writeln!(
             s,
             "replies {}  argue {}  ok {}\nrecall {:.3} ({} of {} arguing replies blocked)\nfalse positives {} of {} ok replies ({:.3})  precision {:.3}",
-            self.lines, self.argue, self.ok, self.recall, self.blocked_argue, self.argue, self.blocked_ok, self.ok,
-            self.false_positive_rate, self.precision
+            self.lines,
+            self.argue,
+            self.ok,
+            self.recall,
+            self.blocked_argue,
+            self.argue,
+            self.blocked_ok,
+            self.ok,
+            self.false_positive_rate,
+            self.precision
         );
         let _ = writeln!(s, "\nmissed (arguing, passed) ({}):", self.missed.len());
         for (line, text) in &self.missed {

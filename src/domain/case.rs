@@ -11,13 +11,7 @@ use aho_corasick::{AhoCorasick, MatchKind};
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
-use super::{
-    Analysis,
-    catalog::LoadError,
-    event::InboundEvent,
-    money::Money,
-    normalize::Normalizer,
-};
+use super::{Analysis, catalog::LoadError, event::InboundEvent, money::Money, normalize::Normalizer};
 use crate::config::Settings;
 
 /// Where a case stands (seed 001's flow).
@@ -94,6 +88,9 @@ pub struct Case {
     /// A person has been asked to take over.
     #[serde(default)]
     pub escalated: bool,
+    /// The leading template step of the previous reply (not repeated word for word).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_step: Option<String>,
     /// Messages seen.
     #[serde(default)]
     pub turns: u32,
@@ -221,7 +218,11 @@ impl Dialogue {
         let file: DialogueFile = toml::from_str(&raw).map_err(|e| err("-", e.message().to_owned()))?;
         let mut pats = Vec::new();
         let mut kinds = Vec::new();
-        for (name, list, kind) in [("accept", &file.accept, Cue::Accept), ("refuse", &file.refuse, Cue::Refuse), ("storage", &file.storage, Cue::Storage)] {
+        for (name, list, kind) in [
+            ("accept", &file.accept, Cue::Accept),
+            ("refuse", &file.refuse, Cue::Refuse),
+            ("storage", &file.storage, Cue::Storage),
+        ] {
             for (i, w) in list.iter().enumerate() {
                 let n = normalizer.normalize(w).text;
                 if n.is_empty() {
@@ -280,6 +281,13 @@ const PRIORITY: [&str; 18] = [
     "greeting",
 ];
 
+/// Intents that hand the conversation to a person: they lead a reply and never become the
+/// case's flow.
+const ESCALATING: [&str; 2] = ["complaint", "human_agent"];
+
+/// The acknowledgement used instead of repeating a step.
+const NOTED: &str = "common.noted";
+
 /// Intents that continue a case's flow instead of starting their own when they come after it
 /// ("不行，我不喜欢这个黑色" after a wrong-item offer is a refusal, not a no-reason return).
 const SOFT: [&str; 3] = ["no_reason_return", "greeting", "return_howto"];
@@ -336,6 +344,7 @@ pub const STEPS: &[&str] = &[
     "human_agent.handoff",
     "human_agent.also",
     "greeting.reply",
+    NOTED,
 ];
 
 /// Everything the case logic looks at for one message.
@@ -400,17 +409,29 @@ pub fn plan(input: &Input<'_>) -> Plan {
     let continuing = case.primary.as_deref().and_then(|p| PRIORITY.iter().copied().find(|x| *x == p));
     if let Some(p) = continuing {
         let only_soft = order.iter().all(|i| SOFT.contains(i));
-        let follow_up = input.signals.accepted || input.signals.refused || input.signals.storage || input.event.has_visual_evidence();
+        let follow_up = input.signals.accepted
+            || input.signals.refused
+            || input.signals.storage
+            || input.event.has_visual_evidence();
         if only_soft && (follow_up || order.is_empty()) || order.contains(&p) {
             order.retain(|i| *i != p && !SOFT.contains(i));
-            order.insert(0, p);
+            // Escalations still lead the reply; the running flow comes right after them.
+            let at = order.iter().take_while(|i| ESCALATING.contains(*i)).count();
+            order.insert(at, p);
         }
     }
     if order.is_empty() {
-        return Plan { steps: Vec::new(), route: Route::Review, faq: false, actions: Vec::new(), case, vars: vars(input) };
+        return Plan {
+            steps: Vec::new(),
+            route: Route::Review,
+            faq: false,
+            actions: Vec::new(),
+            case,
+            vars: vars(input),
+        };
     }
-    if case.primary.is_none() || continuing.is_none_or(|p| p != order[0]) && !matches!(order[0], "greeting") {
-        case.primary = Some(order[0].to_owned());
+    if let Some(first) = order.iter().find(|i| !ESCALATING.contains(*i) && **i != "greeting") {
+        case.primary = Some((*first).to_owned());
     }
 
     let mut steps = Vec::new();
@@ -441,6 +462,18 @@ pub fn plan(input: &Input<'_>) -> Plan {
                 actions.push(a);
             }
         }
+    }
+    // The same step again with nothing new (more photos, "好的，尽快"): acknowledge instead of
+    // repeating the whole answer, and make no promise twice.
+    if steps.len() == 1 && input.case.last_step.as_deref() == Some(steps[0].as_str()) && route != Route::Escalate {
+        steps = vec![NOTED.to_owned()];
+        actions.retain(|a| !matches!(a, Action::Promise { .. } | Action::Offer { .. }));
+        if case.offers.len() >= 2 && case.offers[case.offers.len() - 1] == case.offers[case.offers.len() - 2] {
+            case.offers.pop();
+        }
+        faq = false;
+    } else {
+        case.last_step = steps.first().cloned();
     }
     if route == Route::Escalate {
         case.escalated = true;
@@ -496,7 +529,11 @@ fn flow(intent: &str, input: &Input<'_>, case: &Case) -> Part {
     match intent {
         "rotten_food" => {
             if !case.evidence_received {
-                let mut p = Part::new(if case.storage_known { "rotten_food.ask_photo" } else { "rotten_food.ask_evidence" }, Group::Exceptions, Stage::Verify);
+                let mut p = Part::new(
+                    if case.storage_known { "rotten_food.ask_photo" } else { "rotten_food.ask_evidence" },
+                    Group::Exceptions,
+                    Stage::Verify,
+                );
                 p.actions.push(Action::Ask { what: "photo" });
                 if !case.storage_known {
                     p.actions.push(Action::Ask { what: "storage" });
@@ -509,7 +546,11 @@ fn flow(intent: &str, input: &Input<'_>, case: &Case) -> Part {
             if !cheap && late {
                 let mut p = Part::new("rotten_food.escalate", Group::Exceptions, Stage::Negotiate);
                 p.route = Route::Escalate;
-                let mut reasons = vec![format!("item price {} above the cheap limit {}", price.map_or("unknown".into(), |p| p.to_string()), s.cheap_item_max)];
+                let mut reasons = vec![format!(
+                    "item price {} above the cheap limit {}",
+                    price.map_or("unknown".into(), |p| p.to_string()),
+                    s.cheap_item_max
+                )];
                 if let Some(d) = days_since_signed(input) {
                     reasons.push(format!("reported {d} days after signing (limit {})", s.rotten_late_days));
                 }
@@ -517,7 +558,7 @@ fn flow(intent: &str, input: &Input<'_>, case: &Case) -> Part {
                 return p;
             }
             let mut p = Part::new("rotten_food.offer", Group::Exceptions, Stage::Offer);
-            p.actions.push(offer(input, "reship", price));
+            p.actions.push(offer(input, "reship", None));
             p.actions.push(offer(input, "partial_refund", None));
             p.actions.push(promise(input, "reship", sla.reship_hours));
             if !cheap {
@@ -539,7 +580,13 @@ fn flow(intent: &str, input: &Input<'_>, case: &Case) -> Part {
                 (true, Some("compensation")) => "exchange",
                 (true, Some("exchange")) => "return",
                 (_, Some(o)) if case.primary.as_deref() == Some("wrong_item") && !case.offers.is_empty() => {
-                    if o == "compensation" { "compensation" } else if o == "exchange" { "exchange" } else { "return" }
+                    if o == "compensation" {
+                        "compensation"
+                    } else if o == "exchange" {
+                        "exchange"
+                    } else {
+                        "return"
+                    }
                 }
                 _ => "compensation",
             };
@@ -549,7 +596,9 @@ fn flow(intent: &str, input: &Input<'_>, case: &Case) -> Part {
                     let a = offer(input, "compensation", Some(s.wrong_item_keep));
                     if matches!(a, Action::Offer { within_authority: false, .. }) {
                         p.route = Route::Escalate;
-                        p.actions.push(Action::Escalate { reasons: vec!["compensation above the bot role's authority".into()] });
+                        p.actions.push(Action::Escalate {
+                            reasons: vec!["compensation above the bot role's authority".into()],
+                        });
                     }
                     p.actions.push(a);
                     p.offer = Some("compensation");
@@ -631,7 +680,11 @@ fn flow(intent: &str, input: &Input<'_>, case: &Case) -> Part {
             p
         }
         "not_received" => {
-            let signed = input.event.order.as_ref().is_some_and(|o| o.signed_at.is_some() || o.status.as_deref() == Some("signed"));
+            let signed = input
+                .event
+                .order
+                .as_ref()
+                .is_some_and(|o| o.signed_at.is_some() || o.status.as_deref() == Some("signed"));
             let mut p = Part::new(
                 if signed { "not_received.signed_not_received" } else { "not_received.in_transit" },
                 Group::Exceptions,
@@ -640,7 +693,9 @@ fn flow(intent: &str, input: &Input<'_>, case: &Case) -> Part {
             p.actions.push(promise(input, "callback", sla.callback_hours));
             p
         }
-        "shipping_urge" => faq_part("shipping_urge.answer", Group::Reception, Some(promise(input, "ship", sla.ship_hours))),
+        "shipping_urge" => {
+            faq_part("shipping_urge.answer", Group::Reception, Some(promise(input, "ship", sla.ship_hours)))
+        }
         "refund_progress" => faq_part("refund_progress.answer", Group::ReturnsRefunds, None),
         "return_howto" => faq_part("return_howto.answer", Group::ReturnsRefunds, None),
         "invoice" => faq_part("invoice.answer", Group::Reception, Some(promise(input, "invoice", sla.invoice_hours))),

@@ -11,14 +11,13 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::{
-    Understanding,
+    IntentHit, Understanding,
     case::{self, Action, Case, Dialogue, Group, Plan, Route, Stage},
     catalog::LoadError,
     event::InboundEvent,
     guard::{Guard, GuardContext, Protected, Verdict},
     schedule::History,
     templates::{Templates, fnv1a},
-    IntentHit,
 };
 use crate::config::Settings;
 
@@ -100,7 +99,11 @@ impl Assistant {
             actions.push(self.call_request(&ctx, now));
         }
         let guard = match &reply {
-            Some(text) => self.guard.check(text, &self.guard_context(event, &actions, now), &self.understanding.catalog.normalizer),
+            Some(text) => self.guard.check(
+                text,
+                &self.guard_context(event, &actions, now),
+                &self.understanding.catalog.normalizer,
+            ),
             None => Verdict { verdict: "pass", findings: Vec::new() },
         };
         let route = self.route(&plan, &analysis.intents, reply.is_some(), guard.passed());
@@ -183,14 +186,15 @@ impl Assistant {
                 "order_id": o.and_then(|o| o.order_id.clone()).unwrap_or_default(),
                 "item": o.and_then(|o| o.items.first()).map(|i| i.title.clone()).unwrap_or_default(),
             });
-            v["new_address"] = json!(plan
-                .actions
-                .iter()
-                .find_map(|a| match a {
-                    Action::AddressChange { new_address, .. } => Some(new_address.clone()),
-                    _ => None,
-                })
-                .unwrap_or_default());
+            v["new_address"] = json!(
+                plan.actions
+                    .iter()
+                    .find_map(|a| match a {
+                        Action::AddressChange { new_address, .. } => Some(new_address.clone()),
+                        _ => None,
+                    })
+                    .unwrap_or_default()
+            );
         }
         Value::from(Serde(&v))
     }
@@ -199,7 +203,9 @@ impl Assistant {
         let decision = self.settings.calls.check(now, &self.settings.timezone, &History::default());
         Action::CallRequest {
             script: self.templates.call_script(ctx).unwrap_or_default(),
-            next_allowed_at: decision.next_allowed_at.map(|z| z.timestamp().display_with_offset(z.offset()).to_string()),
+            next_allowed_at: decision
+                .next_allowed_at
+                .map(|z| z.timestamp().display_with_offset(z.offset()).to_string()),
         }
     }
 }

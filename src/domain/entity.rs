@@ -321,13 +321,13 @@ impl Extractor {
         let mut i = 0;
         while i < text.len() {
             let rest = &text[i..];
-            if let Some(p) = self.amount_prefixes.iter().find(|p| rest.starts_with(p.as_str())) {
-                if let Some((value, len)) = arabic(&rest[p.len()..]) {
-                    let (span, t) = span_text(i, i + p.len() + len);
-                    out.amounts.push(Amount { value, text: t, span });
-                    i += p.len() + len;
-                    continue;
-                }
+            if let Some(p) = self.amount_prefixes.iter().find(|p| rest.starts_with(p.as_str()))
+                && let Some((value, len)) = arabic(&rest[p.len()..])
+            {
+                let (span, t) = span_text(i, i + p.len() + len);
+                out.amounts.push(Amount { value, text: t, span });
+                i += p.len() + len;
+                continue;
             }
             let Some((value, len)) = arabic(rest).or_else(|| self.chinese(rest)) else {
                 i += rest.chars().next().map_or(1, char::len_utf8);

@@ -183,10 +183,7 @@ impl InboundEvent {
     /// Whether the sender is the account that placed the attached order (false when unknown).
     #[must_use]
     pub fn from_orderer(&self) -> bool {
-        self.order
-            .as_ref()
-            .and_then(|o| o.buyer_account_id.as_deref())
-            .is_some_and(|b| b == self.sender.account_id)
+        self.order.as_ref().and_then(|o| o.buyer_account_id.as_deref()).is_some_and(|b| b == self.sender.account_id)
     }
 
     /// Whether a photo or video came with the message.
@@ -224,6 +221,7 @@ impl Order {
     /// Whether the parcel has left the warehouse.
     #[must_use]
     pub fn shipped(&self) -> bool {
-        self.shipped_at.is_some() || matches!(self.status.as_deref(), Some("shipped" | "in_transit" | "signed" | "delivered"))
+        self.shipped_at.is_some()
+            || matches!(self.status.as_deref(), Some("shipped" | "in_transit" | "signed" | "delivered"))
     }
 }

@@ -383,7 +383,8 @@ impl Guard {
             flag(findings, "leak.id_number", "contains an ID number", s, e, &self.data_suggestion);
         }
         // The order's phone, even partially: any run of 4+ of its digits (its last 4 included).
-        let digits: Vec<(usize, char)> = chars.iter().copied().enumerate().filter(|(_, c)| c.is_ascii_digit()).collect();
+        let digits: Vec<(usize, char)> =
+            chars.iter().copied().enumerate().filter(|(_, c)| c.is_ascii_digit()).collect();
         for phone in &ctx.protected.phones {
             let p: Vec<char> = phone.chars().filter(char::is_ascii_digit).collect();
             if p.len() < 4 {
@@ -393,7 +394,14 @@ impl Guard {
                 for w in digits.windows(4) {
                     let contiguous = w[3].0 - w[0].0 <= 5;
                     if contiguous && w.iter().map(|x| x.1).eq(tail.iter().copied()) {
-                        flag(findings, "leak.order_phone", "contains digits of the order's phone", w[0].0, w[3].0 + 1, &self.data_suggestion);
+                        flag(
+                            findings,
+                            "leak.order_phone",
+                            "contains digits of the order's phone",
+                            w[0].0,
+                            w[3].0 + 1,
+                            &self.data_suggestion,
+                        );
                     }
                 }
             }
@@ -408,7 +416,14 @@ impl Guard {
             for probe in probes.iter().filter(|p| p.len() >= 2) {
                 for (i, w) in chars.windows(probe.len()).enumerate() {
                     if w == probe.as_slice() {
-                        flag(findings, "leak.receiver_name", "contains the receiver's name", i, i + probe.len(), &self.data_suggestion);
+                        flag(
+                            findings,
+                            "leak.receiver_name",
+                            "contains the receiver's name",
+                            i,
+                            i + probe.len(),
+                            &self.data_suggestion,
+                        );
                     }
                 }
             }
@@ -420,7 +435,14 @@ impl Guard {
                 }
                 for (i, w) in chars.windows(part.len()).enumerate() {
                     if w == part.as_slice() {
-                        flag(findings, "leak.order_address", "contains part of the order's address", i, i + part.len(), &self.data_suggestion);
+                        flag(
+                            findings,
+                            "leak.order_address",
+                            "contains part of the order's address",
+                            i,
+                            i + part.len(),
+                            &self.data_suggestion,
+                        );
                     }
                 }
             }

@@ -17,7 +17,11 @@ impl Money {
         let s = s.trim();
         let bad = || format!("`{s}` is not an amount in yuan like 39.90");
         let (int, frac) = s.split_once('.').unwrap_or((s, ""));
-        if int.is_empty() || !int.bytes().all(|b| b.is_ascii_digit()) || frac.len() > 2 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        if int.is_empty()
+            || !int.bytes().all(|b| b.is_ascii_digit())
+            || frac.len() > 2
+            || !frac.bytes().all(|b| b.is_ascii_digit())
+        {
             return Err(bad());
         }
         let yuan: i64 = int.parse().map_err(|_| bad())?;

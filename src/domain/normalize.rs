@@ -104,14 +104,17 @@ impl Normalizer {
 
     fn with_overrides(path: &Path, pairs: Vec<(String, String)>) -> Result<Self, NormalizeError> {
         let t2s = OpenCC::from_config(BuiltinConfig::T2s).map_err(|e| NormalizeError::OpenCc(e.to_string()))?;
-        let mut all = String::new();
-        for &(lo, hi) in &CJK_RANGES {
-            all.extend((lo..=hi).filter_map(char::from_u32));
-        }
-        let converted = t2s.convert(&all);
+        // Characters that T2s changes on their own. (Converting all of them as one string
+        // would let phrase rules between unrelated neighbours mark innocent characters.)
         let mut trad_chars = CharSet::default();
-        for (a, _) in all.chars().zip(converted.chars()).filter(|(a, b)| a != b) {
-            trad_chars.insert(a);
+        let mut buf = [0u8; 4];
+        for &(lo, hi) in &CJK_RANGES {
+            for c in (lo..=hi).filter_map(char::from_u32) {
+                let one = t2s.convert(c.encode_utf8(&mut buf));
+                if one.chars().ne(std::iter::once(c)) {
+                    trad_chars.insert(c);
+                }
+            }
         }
         let file = path.display().to_string();
         let mut overrides = Vec::with_capacity(pairs.len());
@@ -224,15 +227,17 @@ impl Normalizer {
         Normalized { text, origin, tone }
     }
 
-    /// Traditional → simplified in place, one character for one character. Returns whether the
-    /// text held traditional characters.
+    /// Traditional → simplified in place, one character for one character. Returns whether any
+    /// character changed (the buyer wrote traditional characters).
     fn simplify(&self, chars: &mut [char]) -> bool {
-        let mut had = false;
+        if !chars.iter().any(|c| self.trad_chars.contains(c)) {
+            return false;
+        }
+        let before: Vec<char> = chars.to_vec();
         for _ in 0..MAX_T2S_ROUNDS {
             if !chars.iter().any(|c| self.trad_chars.contains(c)) {
-                return had;
+                break;
             }
-            had = true;
             let s: String = chars.iter().collect();
             let converted = self.t2s.convert(&s);
             if converted.chars().count() == chars.len() {
@@ -252,7 +257,7 @@ impl Normalizer {
             }
             self.apply_overrides(chars);
         }
-        had
+        before != chars
     }
 
     fn apply_overrides(&self, chars: &mut [char]) {

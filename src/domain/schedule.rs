@@ -174,10 +174,10 @@ impl History {
 
     fn on_date(&self, date: Date, tz: &TimeZone) -> u32 {
         let mut known: Vec<Timestamp> = self.times.clone();
-        if let Some(l) = self.last {
-            if !known.contains(&l) {
-                known.push(l);
-            }
+        if let Some(l) = self.last
+            && !known.contains(&l)
+        {
+            known.push(l);
         }
         known.iter().filter(|t| t.to_zoned(tz.clone()).date() == date).count() as u32
     }

@@ -125,7 +125,8 @@ impl Templates {
             }
             let raw = std::fs::read_to_string(path).map_err(|e| err(path, "-", format!("cannot read: {e}")))?;
             let file: ReplyFile = toml::from_str(&raw).map_err(|e| {
-                let at = e.span().map(|s| format!(" (line {})", raw[..s.start].lines().count().max(1))).unwrap_or_default();
+                let at =
+                    e.span().map(|s| format!(" (line {})", raw[..s.start].lines().count().max(1))).unwrap_or_default();
                 err(path, "-", format!("{}{at}", e.message()))
             })?;
             for (name, step) in file.steps {
@@ -146,13 +147,15 @@ impl Templates {
                                 return Err(err(
                                     path,
                                     &tkey,
-                                    format!("uses `{v}`, but this step may go to an account that did not place the order"),
+                                    format!(
+                                        "uses `{v}`, but this step may go to an account that did not place the order"
+                                    ),
                                 ));
                             }
                         }
-                        let rendered = tmpl
-                            .render(fixture)
-                            .map_err(|e| err(path, &tkey, format!("does not render with the fixture context: {e:#}")))?;
+                        let rendered = tmpl.render(fixture).map_err(|e| {
+                            err(path, &tkey, format!("does not render with the fixture context: {e:#}"))
+                        })?;
                         let ctx = GuardContext {
                             recipient_is_orderer: step.recipient == Recipient::Orderer,
                             return_qualifies: name != "excluded",
@@ -161,7 +164,8 @@ impl Templates {
                         let verdict = guard.check(&rendered, &ctx, normalizer);
                         if !verdict.passed() {
                             let f = &verdict.findings[0];
-                            let snippet: String = rendered.chars().skip(f.span[0]).take(f.span[1] - f.span[0]).collect();
+                            let snippet: String =
+                                rendered.chars().skip(f.span[0]).take(f.span[1] - f.span[0]).collect();
                             return Err(err(
                                 path,
                                 &tkey,
@@ -170,25 +174,34 @@ impl Templates {
                         }
                     }
                 }
-                steps.insert(key, Step { recipient: step.recipient, hans: step.variants.len(), hant: step.variants_hant.len() });
+                steps.insert(
+                    key,
+                    Step { recipient: step.recipient, hans: step.variants.len(), hant: step.variants_hant.len() },
+                );
             }
         }
         for key in required {
             if !steps.contains_key(*key) {
                 let (file, step) = key.split_once('.').unwrap_or((key, ""));
-                return Err(err(&replies.join(format!("{file}.toml")), &format!("steps.{step}"), "missing: the case logic needs this step".into()));
+                return Err(err(
+                    &replies.join(format!("{file}.toml")),
+                    &format!("steps.{step}"),
+                    "missing: the case logic needs this step".into(),
+                ));
             }
         }
         let calls_path = dir.join("calls.toml");
-        let raw = std::fs::read_to_string(&calls_path).map_err(|e| err(&calls_path, "-", format!("cannot read: {e}")))?;
+        let raw =
+            std::fs::read_to_string(&calls_path).map_err(|e| err(&calls_path, "-", format!("cannot read: {e}")))?;
         let calls: CallsFile = toml::from_str(&raw).map_err(|e| err(&calls_path, "-", e.message().to_owned()))?;
         if calls.script.steps.is_empty() {
             return Err(err(&calls_path, "script.steps", "needs the call script's steps".into()));
         }
         for (i, src) in calls.script.steps.iter().enumerate() {
             let name = format!("calls.script#{i}");
-            env.add_template_owned(name.clone(), src.clone())
-                .map_err(|e| err(&calls_path, &format!("script.steps[{i}]"), format!("template does not parse: {e}")))?;
+            env.add_template_owned(name.clone(), src.clone()).map_err(|e| {
+                err(&calls_path, &format!("script.steps[{i}]"), format!("template does not parse: {e}"))
+            })?;
             env.get_template(&name)
                 .expect("just added")
                 .render(fixture)
@@ -232,7 +245,8 @@ impl Templates {
         (0..self.call_steps)
             .map(|i| {
                 let name = format!("calls.script#{i}");
-                let t = self.env.get_template(&name).map_err(|e| RenderError::Render { key: name.clone(), source: e })?;
+                let t =
+                    self.env.get_template(&name).map_err(|e| RenderError::Render { key: name.clone(), source: e })?;
                 t.render(ctx).map(|s| s.trim().to_owned()).map_err(|e| RenderError::Render { key: name, source: e })
             })
             .collect()

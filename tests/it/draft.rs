@@ -14,7 +14,8 @@ use crate::support::{assistant, root, understanding};
 
 /// Drafts every turn of a conversation fixture, carrying the case.
 fn run(name: &str) -> Vec<Draft> {
-    let src = std::fs::read_to_string(root().join("tests/fixtures/conversations").join(format!("{name}.jsonl"))).unwrap();
+    let src =
+        std::fs::read_to_string(root().join("tests/fixtures/conversations").join(format!("{name}.jsonl"))).unwrap();
     let mut case = Case::default();
     let mut out = Vec::new();
     for line in src.lines().filter(|l| !l.trim().is_empty()) {
@@ -27,7 +28,8 @@ fn run(name: &str) -> Vec<Draft> {
 }
 
 fn transcript(name: &str) -> String {
-    let src = std::fs::read_to_string(root().join("tests/fixtures/conversations").join(format!("{name}.jsonl"))).unwrap();
+    let src =
+        std::fs::read_to_string(root().join("tests/fixtures/conversations").join(format!("{name}.jsonl"))).unwrap();
     let mut out = Vec::new();
     replay(assistant(), &src, false, &mut out).unwrap();
     String::from_utf8(out).unwrap()
@@ -74,8 +76,15 @@ fn photos_sent_in_a_second_message_are_not_asked_for_again() {
 fn expensive_food_reported_late_escalates_with_reasons() {
     let ds = run("rotten_food_expensive_late");
     assert_eq!(ds[0].route, Route::Escalate);
-    let reasons = ds[0].actions.iter().find_map(|a| if let Action::Escalate { reasons } = a { Some(reasons) } else { None }).unwrap();
-    assert!(reasons.iter().any(|r| r.contains("price")) && reasons.iter().any(|r| r.contains("days after signing")), "{reasons:?}");
+    let reasons = ds[0]
+        .actions
+        .iter()
+        .find_map(|a| if let Action::Escalate { reasons } = a { Some(reasons) } else { None })
+        .unwrap();
+    assert!(
+        reasons.iter().any(|r| r.contains("price")) && reasons.iter().any(|r| r.contains("days after signing")),
+        "{reasons:?}"
+    );
     insta::assert_snapshot!(transcript("rotten_food_expensive_late"));
 }
 
@@ -84,7 +93,9 @@ fn wrong_item_compensation_then_exchange() {
     let ds = run("wrong_item_negotiation");
     all_pass(&ds);
     assert_eq!(steps(&ds[0]), ["wrong_item.offer_compensation"]);
-    assert!(ds[0].actions.iter().any(|a| matches!(a, Action::Offer { offer: "compensation", within_authority: true, .. })));
+    assert!(
+        ds[0].actions.iter().any(|a| matches!(a, Action::Offer { offer: "compensation", within_authority: true, .. }))
+    );
     assert!(ds[0].reply.as_deref().unwrap().contains('5'), "the configured amount is offered");
     assert_eq!(steps(&ds[1]), ["wrong_item.offer_exchange"], "refused: exchange, shop pays the return");
     insta::assert_snapshot!(transcript("wrong_item_negotiation"));
@@ -111,7 +122,10 @@ fn family_member_gets_a_warm_refusal_and_no_data() {
         for secret in ["王秀英", "秀英", "13912345678", "5678", "光明路", "88号"] {
             assert!(!reply.contains(secret), "leaked {secret}: {reply}");
         }
-        assert!(!d.actions.iter().any(|a| matches!(a, Action::AddressChange { .. })), "no change for a non-ordering account");
+        assert!(
+            !d.actions.iter().any(|a| matches!(a, Action::AddressChange { .. })),
+            "no change for a non-ordering account"
+        );
     }
     insta::assert_snapshot!(transcript("address_change_family_member"));
 }
@@ -121,7 +135,9 @@ fn orderer_changes_the_address_or_we_intercept() {
     let ds = run("address_change_orderer");
     all_pass(&ds);
     assert_eq!(steps(&ds[0]), ["address_change.confirm"]);
-    let addr = ds[0].actions.iter().find_map(|a| if let Action::AddressChange { new_address, .. } = a { Some(new_address.as_str()) } else { None });
+    let addr = ds[0].actions.iter().find_map(|a| {
+        if let Action::AddressChange { new_address, .. } = a { Some(new_address.as_str()) } else { None }
+    });
     assert_eq!(addr, Some("测试省示例市幸福路1号"));
     assert!(promises(&ds[0]).contains(&"address_change"));
     let ds = run("address_change_after_shipment");
@@ -160,7 +176,13 @@ fn faq_goes_out_automatically_and_a_complaint_escalates_with_a_call_request() {
     assert_eq!(ds[0].route, Route::Auto);
     assert!(promises(&ds[0]).contains(&"ship"));
     assert_eq!(ds[1].route, Route::Escalate);
-    let call = ds[1].actions.iter().find_map(|a| if let Action::CallRequest { script, next_allowed_at } = a { Some((script, next_allowed_at)) } else { None }).unwrap();
+    let call = ds[1]
+        .actions
+        .iter()
+        .find_map(|a| {
+            if let Action::CallRequest { script, next_allowed_at } = a { Some((script, next_allowed_at)) } else { None }
+        })
+        .unwrap();
     assert!(call.0.len() >= 7, "the seven-step call script");
     // 20:30 Shanghai: the call waits for 10:00 the next day.
     assert_eq!(call.1.as_deref(), Some("2026-11-23T10:00:00+08:00"));
