@@ -129,7 +129,14 @@ impl Catalog {
             }
         }
         let mut miss = [1f32; INTENT_IDS.len()];
+        // Each distinct phrase or regex counts once per intent, however often it repeats
+        // ("好的好的" is one acknowledgement, not two).
+        let mut counted: Vec<(IntentIdx, usize)> = Vec::with_capacity(hits.len());
         for (h, _) in hits.iter().zip(&keep).filter(|(_, k)| **k) {
+            if counted.contains(&(h.intent, h.source)) {
+                continue;
+            }
+            counted.push((h.intent, h.source));
             let i = h.intent as usize;
             let cue = &self.intents[i].cues[h.cue as usize];
             if cue.boost && !any_main[i] {

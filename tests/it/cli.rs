@@ -149,3 +149,115 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+fn run_json(args: &[&str], stdin: Option<&str>) -> (Option<i32>, serde_json::Value) {
+    let mut cmd = shouhou();
+    cmd.args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut input = child.stdin.take().unwrap();
+    if let Some(s) = stdin {
+        input.write_all(s.as_bytes()).unwrap();
+    }
+    drop(input);
+    let out = child.wait_with_output().unwrap();
+    let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("{e}: {}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    });
+    (out.status.code(), v)
+}
+
+#[test]
+fn check_prints_the_verdict_and_exits_1_when_blocked() {
+    let (code, v) = run_json(&["check", "我们发出都是有放冰袋不会坏的哦"], None);
+    assert_eq!(code, Some(1));
+    assert_eq!(v["verdict"], "block");
+    assert!(v["findings"][0]["span"].is_array() && v["findings"][0]["rule"].is_string());
+    let (code, v) = run_json(&["check", "实在不好意思给您添麻烦了，麻烦您拍张照片发我一下"], None);
+    assert_eq!((code, v["verdict"].as_str()), (Some(0), Some("pass")));
+    // Unverified recipient (the default): the order's phone tail is blocked.
+    let (code, _) = run_json(&["check", "尾号5678的那个号码", "--protect-phone", "13912345678"], None);
+    assert_eq!(code, Some(1));
+    let (code, _) = run_json(&["check", "尾号5678的那个号码", "--protect-phone", "13912345678", "--to-orderer"], None);
+    assert_eq!(code, Some(0));
+}
+
+#[test]
+fn draft_reads_an_event_and_prints_the_contract() {
+    let ev = std::fs::read_to_string(root().join("tests/fixtures/conversations/rotten_food_seed.jsonl")).unwrap();
+    let first = ev.lines().next().unwrap();
+    let (code, v) = run_json(&["draft"], Some(first));
+    assert_eq!(code, Some(0));
+    for key in ["intents", "route", "reply", "actions", "guard"] {
+        assert!(v.get(key).is_some(), "missing {key}: {v}");
+    }
+    assert_eq!(v["route"], "review");
+    assert_eq!(v["guard"]["verdict"], "pass");
+}
+
+#[test]
+fn draft_refuses_a_malformed_event_naming_the_field() {
+    let out =
+        shouhou().arg("draft").stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child = out;
+    child.stdin.take().unwrap().write_all(br#"{"message_id":"m1","conversation_id":"c1","sender":{"account_id":"a"},"text":"hi","order":{"total":"abc"}}"#).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("order.total"), "{err}");
+    let mut child =
+        shouhou().arg("draft").stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    child.stdin.take().unwrap().write_all(b"{not json").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8(out.stderr).unwrap().contains("not a valid event"));
+}
+
+#[test]
+fn calls_check_follows_the_contract() {
+    let (code, v) = run_json(&["calls", "check", "--at", "2026-11-22T19:30:00+08:00"], None);
+    assert_eq!(code, Some(1));
+    assert_eq!(
+        v,
+        serde_json::json!({"allowed": false, "reason": "outside_window", "next_allowed_at": "2026-11-23T10:00:00+08:00"})
+    );
+    let (code, v) = run_json(
+        &[
+            "calls",
+            "check",
+            "--at",
+            "2026-11-22T11:00:00+08:00",
+            "--attempts",
+            "1",
+            "--last",
+            "2026-11-22T10:30:00+08:00",
+        ],
+        None,
+    );
+    assert_eq!(code, Some(1));
+    assert_eq!(v["reason"], "too_soon");
+    assert_eq!(v["next_allowed_at"], "2026-11-22T12:30:00+08:00");
+    let (code, v) = run_json(&["calls", "check", "--at", "2026-11-22T11:00:00+08:00", "--attempts", "3"], None);
+    assert_eq!((code, v["next_allowed_at"].is_null()), (Some(1), true));
+    let (code, v) = run_json(&["calls", "check", "--at", "2026-11-22T03:00:00Z", "--tz", "Asia/Shanghai"], None);
+    assert_eq!((code, v["allowed"].as_bool()), (Some(0), Some(true)));
+}
+
+#[test]
+fn replay_json_has_one_object_per_turn() {
+    let file = root().join("tests/fixtures/conversations/wrong_item_negotiation.jsonl");
+    let out = shouhou().args(["replay", "--json"]).arg(&file).output().unwrap();
+    assert!(out.status.success());
+    let turns: Vec<serde_json::Value> =
+        out.stdout.lines().map(|l| serde_json::from_str(&l.unwrap()).unwrap()).collect();
+    assert_eq!(turns.len(), 3);
+    assert_eq!(turns[1]["draft"]["steps"][0], "wrong_item.offer_exchange");
+}
+
+#[test]
+fn eval_guard_reports_recall_and_false_positives() {
+    let out = shouhou().args(["eval-guard", "--json"]).arg(root().join("tests/fixtures/replies.tsv")).output().unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["recall"].as_f64().unwrap() > 0.9);
+    assert!(v["false_positives"].is_array());
+}

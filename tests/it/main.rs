@@ -9,3 +9,4 @@ mod guard;
 mod normalize;
 mod schedule;
 mod support;
+mod templates;
