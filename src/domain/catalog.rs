@@ -12,7 +12,6 @@ use std::{
 };
 
 use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
-use regex::Regex;
 use serde::Deserialize;
 
 use super::normalize::{NormalizeError, Normalizer};
@@ -154,8 +153,10 @@ pub struct CueRegex {
     pub intent: IntentIdx,
     /// Its cue group.
     pub cue: u16,
-    /// The compiled regex, for the span.
-    pub regex: Regex,
+    /// The compiled regex.
+    pub regex: regex_automata::meta::Regex,
+    /// Its source, for evidence and errors.
+    pub source: String,
 }
 
 /// The whole catalog, compiled.
@@ -359,7 +360,7 @@ fn attach_triggers(
     let mut triggers: Vec<Vec<u32>> = vec![Vec::new(); patterns.len()];
     let mut untriggered = Vec::new();
     for (ri, r) in regexes.iter().enumerate() {
-        let seq = regex_syntax::Parser::new().parse(r.regex.as_str()).ok().map(|h| {
+        let seq = regex_syntax::Parser::new().parse(&r.source).ok().map(|h| {
             let mut x = Extractor::new();
             x.kind(ExtractKind::Prefix).limit_total(MAX_TRIGGERS);
             x.extract(&h)
@@ -437,9 +438,9 @@ impl Builder {
                 if re.trim().is_empty() {
                     return Err(LoadError::new(&path, &rkey, "empty regex"));
                 }
-                let regex =
-                    Regex::new(re).map_err(|e| LoadError::new(&path, &rkey, format!("regex does not compile: {e}")))?;
-                self.regexes.push(CueRegex { intent: idx, cue: ci as u16, regex });
+                let regex = regex_automata::meta::Regex::new(re)
+                    .map_err(|e| LoadError::new(&path, &rkey, format!("regex does not compile: {e}")))?;
+                self.regexes.push(CueRegex { intent: idx, cue: ci as u16, regex, source: re.clone() });
             }
             cues.push(Cue { weight: cue.weight, boost: cue.boost });
         }

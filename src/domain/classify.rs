@@ -1,9 +1,11 @@
 //! The classifier: normalized text in, scored intents with their evidence out.
 //!
-//! Pure and allocation-light: one pass of the phrase automaton, one pass of the regex set,
+//! Pure and allocation-light: one pass of the phrase automaton, then only the regexes whose
+//! prefix literal the automaton saw, anchored there,
 //! then per-intent scoring. Owns the meaning of negations, exclusions, boosts and
 //! `yields_to`; knows nothing of files (see `catalog`) or of entities (see `entity`).
 
+use regex_automata::{Anchored, Input};
 use serde::Serialize;
 
 use super::{
@@ -61,13 +63,12 @@ impl Catalog {
         let mut negations: Vec<(IntentIdx, usize, usize)> = Vec::new();
         let mut excluded = [false; INTENT_IDS.len()];
 
-        let mut run: Vec<u32> = self.untriggered.clone();
+        // (regex, start) pairs where a regex's prefix literal was seen.
+        let mut cands: Vec<(u32, usize)> = Vec::new();
         for m in self.automaton.find_overlapping_iter(text) {
             let p = m.pattern().as_usize();
             for &ri in &self.triggers[p] {
-                if !run.contains(&ri) {
-                    run.push(ri);
-                }
+                cands.push((ri, m.start()));
             }
             for claim in &self.claims[p] {
                 match claim.role {
@@ -79,20 +80,9 @@ impl Catalog {
                 }
             }
         }
-        {
-            for ri in run {
-                let ri = ri as usize;
-                let r = &self.regexes[ri];
-                if let Some(m) = r.regex.find(text) {
-                    hits.push(Hit {
-                        intent: r.intent,
-                        cue: r.cue,
-                        start: m.start(),
-                        end: m.end(),
-                        source: self.patterns.len() + ri,
-                    });
-                }
-            }
+        for (ri, start, end) in self.confirm_regexes(text, &mut cands) {
+            let r = &self.regexes[ri as usize];
+            hits.push(Hit { intent: r.intent, cue: r.cue, start, end, source: self.patterns.len() + ri as usize });
         }
         if hits.is_empty() {
             return Vec::new();
@@ -170,6 +160,56 @@ impl Catalog {
         out
     }
 
+    /// The first match of every regex, found the fast way: only regexes whose prefix literal
+    /// the automaton saw, searched anchored at those places. Every match of a triggered regex
+    /// starts at one of its prefix literals, so the leftmost candidate that matches gives what
+    /// an unanchored search would.
+    fn confirm_regexes(&self, text: &str, cands: &mut Vec<(u32, usize)>) -> Vec<(u32, usize, usize)> {
+        cands.sort_unstable();
+        cands.dedup();
+        let mut out = Vec::new();
+        let mut done: Option<u32> = None;
+        for &(ri, start) in cands.iter() {
+            if done == Some(ri) {
+                continue;
+            }
+            let input = Input::new(text).range(start..).anchored(Anchored::Yes);
+            if let Some(m) = self.regexes[ri as usize].regex.search(&input) {
+                done = Some(ri);
+                out.push((ri, m.start(), m.end()));
+            }
+        }
+        for &ri in &self.untriggered {
+            if let Some(m) = self.regexes[ri as usize].regex.find(text) {
+                out.push((ri, m.start(), m.end()));
+            }
+        }
+        out.sort_unstable();
+        out
+    }
+
+    /// The regex matches of a normalized text as the classifier finds them (see
+    /// [`Catalog::regex_matches_exhaustive`] for the reference).
+    #[must_use]
+    pub fn regex_matches(&self, text: &str) -> Vec<(u32, usize, usize)> {
+        let mut cands = Vec::new();
+        for m in self.automaton.find_overlapping_iter(text) {
+            for &ri in &self.triggers[m.pattern().as_usize()] {
+                cands.push((ri, m.start()));
+            }
+        }
+        self.confirm_regexes(text, &mut cands)
+    }
+
+    /// The first match of every regex by a plain unanchored search: slow, for tests that
+    /// check the trigger shortcut loses nothing.
+    #[must_use]
+    pub fn regex_matches_exhaustive(&self, text: &str) -> Vec<(u32, usize, usize)> {
+        (0..self.regexes.len())
+            .filter_map(|ri| self.regexes[ri].regex.find(text).map(|m| (ri as u32, m.start(), m.end())))
+            .collect()
+    }
+
     fn evidence(&self, norm: &Normalized, original: &str, hits: &[Hit], keep: &[bool], intent: usize) -> Vec<Evidence> {
         let mut ev: Vec<Evidence> = hits
             .iter()
@@ -180,7 +220,7 @@ impl Catalog {
                 let phrase = if h.source < self.patterns.len() {
                     self.patterns[h.source].clone()
                 } else {
-                    self.regexes[h.source - self.patterns.len()].regex.as_str().to_owned()
+                    self.regexes[h.source - self.patterns.len()].source.clone()
                 };
                 Evidence { phrase, span: [s, e], text: original.chars().skip(s).take(e - s).collect() }
             })

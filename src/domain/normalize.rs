@@ -50,6 +50,8 @@ pub struct Normalizer {
     /// Characters whose presence means the text may need traditional→simplified conversion.
     trad_chars: CharSet,
     overrides: Vec<(Vec<char>, Vec<char>)>,
+    /// The override keys, to find them in normalized text with one scan.
+    override_keys: aho_corasick::AhoCorasick,
 }
 
 /// A failure to build the normalizer.
@@ -132,21 +134,27 @@ impl Normalizer {
             if f.len() != t.len() {
                 return Err(bad("replacement must have as many characters as the key"));
             }
-            for c in &f {
-                trad_chars.insert(*c);
-            }
             overrides.push((f, t));
         }
-        let normalizer = Self { t2s, trad_chars, overrides };
+        let override_keys = aho_corasick::AhoCorasick::builder()
+            .match_kind(aho_corasick::MatchKind::LeftmostLongest)
+            .build(overrides.iter().map(|(f, _)| f.iter().collect::<String>()))
+            .map_err(|e| NormalizeError::Override {
+                file: file.clone(),
+                key: "overrides".into(),
+                problem: e.to_string(),
+            })?;
+        let normalizer = Self { t2s, trad_chars, overrides, override_keys };
         for (f, t) in &normalizer.overrides {
             let mut again = t.clone();
             normalizer.simplify(&mut again);
-            if &again != t {
+            let value: String = t.iter().collect();
+            if &again != t || normalizer.override_keys.is_match(&value) {
                 let key = f.iter().collect::<String>();
                 return Err(NormalizeError::Override {
                     file,
                     key: format!("overrides.{key}"),
-                    problem: "replacement is not simplified text (it would change when normalized again)".into(),
+                    problem: "replacement is not stable: it would change when normalized again (traditional characters, or another override's key)".into(),
                 });
             }
         }
@@ -224,6 +232,7 @@ impl Normalizer {
         if !emoji.is_empty() {
             tone.emoji.push(emoji);
         }
+        self.apply_overrides(&mut text);
         Normalized { text, origin, tone }
     }
 
@@ -255,24 +264,25 @@ impl Normalizer {
                     }
                 }
             }
-            self.apply_overrides(chars);
         }
         before != chars
     }
 
-    fn apply_overrides(&self, chars: &mut [char]) {
-        for (from, to) in &self.overrides {
-            let n = from.len();
-            let mut i = 0;
-            while i + n <= chars.len() {
-                if chars[i..i + n] == from[..] {
-                    chars[i..i + n].copy_from_slice(to);
-                    i += n;
-                } else {
-                    i += 1;
-                }
-            }
+    /// Applies the project's override table to normalized text (same length in characters,
+    /// so the offset map stays valid).
+    fn apply_overrides(&self, text: &mut String) {
+        if self.overrides.is_empty() || !self.override_keys.is_match(text.as_str()) {
+            return;
         }
+        let mut out = String::with_capacity(text.len());
+        let mut last = 0;
+        for m in self.override_keys.find_iter(text.as_str()) {
+            out.push_str(&text[last..m.start()]);
+            out.extend(self.overrides[m.pattern().as_usize()].1.iter());
+            last = m.end();
+        }
+        out.push_str(&text[last..]);
+        *text = out;
     }
 }
 

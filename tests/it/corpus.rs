@@ -94,3 +94,22 @@ fn scores_and_evidence() {
         }
     }
 }
+
+/// The trigger shortcut (regexes run only where their prefix literal was seen, anchored
+/// there) finds exactly what running every regex over every message finds.
+#[test]
+fn regex_triggers_lose_nothing() {
+    let u = understanding();
+    let mut checked = 0;
+    for file in ["intents.tsv", "intents_holdout.tsv"] {
+        let src = std::fs::read_to_string(root().join("tests/fixtures").join(file)).unwrap();
+        for s in parse_corpus(&src).unwrap() {
+            let n = u.catalog.normalizer.normalize(&s.text);
+            let fast = u.catalog.regex_matches(&n.text);
+            let slow = u.catalog.regex_matches_exhaustive(&n.text);
+            assert_eq!(fast, slow, "line {} of {file}: {}", s.line, s.text);
+            checked += fast.len();
+        }
+    }
+    assert!(checked > 100, "the corpora exercise the regexes ({checked} matches)");
+}
