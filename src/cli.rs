@@ -124,6 +124,39 @@ pub enum Command {
     },
     /// Load and validate every data file (intents, templates, guard, config) and report.
     Validate,
+    /// Run the service: signed intake on /v1/events, the pipeline, the platform sender and the
+    /// REST API. Secrets come from the environment: SHOUHOU_SHOP_SECRETS
+    /// (`shop-1=whsec_…|whsec_…,shop-2=whsec_…`) and SHOUHOU_API_TOKENS (`token=role,…`).
+    Serve {
+        /// Address to listen on.
+        #[arg(long, env = "SHOUHOU_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// sqlite://FILE (default, created and migrated on start) or postgres://…
+        #[arg(long, env = "SHOUHOU_DATABASE_URL", default_value = "sqlite://shouhou.db")]
+        database_url: String,
+        /// Where replies are POSTed (JSON with an Idempotency-Key header).
+        #[arg(long, env = "SHOUHOU_PLATFORM_URL", default_value = "http://127.0.0.1:9090/send")]
+        platform_url: String,
+        /// Processor tasks.
+        #[arg(long, default_value_t = 2)]
+        processors: usize,
+        /// Replies per second per shop to the platform.
+        #[arg(long, default_value_t = 20)]
+        rate_per_shop: u32,
+        /// Name of this instance in claims (defaults to host and pid).
+        #[arg(long, env = "SHOUHOU_INSTANCE")]
+        instance: Option<String>,
+        /// Run the built-in demo: a fake platform and the demo conversations, on a temporary
+        /// SQLite database; prints a line per event and exits (see --keep-running).
+        #[arg(long)]
+        demo: bool,
+        /// With --demo: keep serving after the conversations are played.
+        #[arg(long)]
+        keep_running: bool,
+        /// Log as JSON lines.
+        #[arg(long)]
+        log_json: bool,
+    },
     /// Call policy: may the buyer be phoned now?
     Calls {
         #[command(subcommand)]
@@ -299,6 +332,57 @@ pub fn run(cli: Cli) -> Result<u8> {
                 .with_context(|| format!("{} is not a valid conversation", file.display()))?;
             Ok(0)
         }
+        Command::Serve {
+            listen,
+            database_url,
+            platform_url,
+            processors,
+            rate_per_shop,
+            instance,
+            demo,
+            keep_running,
+            log_json,
+        } => {
+            init_logging(log_json);
+            let a = std::sync::Arc::new(assistant()?);
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("tokio runtime")?;
+            rt.block_on(async move {
+                if demo {
+                    let convs = templates.parent().unwrap_or(Path::new(".")).join("demo").join("conversations");
+                    return crate::service::run::demo(a, &convs, keep_running, &listen).await.map(|()| 0);
+                }
+                let shops = crate::service::run::parse_shop_secrets(
+                    &std::env::var("SHOUHOU_SHOP_SECRETS").unwrap_or_default(),
+                )?;
+                if shops.is_empty() {
+                    anyhow::bail!(
+                        "SHOUHOU_SHOP_SECRETS is empty: set shop-id=whsec_… for every shop that sends events"
+                    );
+                }
+                let api_tokens =
+                    crate::service::run::parse_api_tokens(&std::env::var("SHOUHOU_API_TOKENS").unwrap_or_default())?;
+                let cfg = crate::service::ServiceConfig {
+                    database_url,
+                    platform_url,
+                    shops,
+                    api_tokens,
+                    instance: instance.unwrap_or_else(|| format!("pid{}", std::process::id())),
+                    processors,
+                    rate_per_shop,
+                    max_send_attempts: 12,
+                };
+                let listener = tokio::net::TcpListener::bind(&listen)
+                    .await
+                    .with_context(|| format!("cannot listen on {listen}"))?;
+                let running = crate::service::run::start(listener, a, cfg).await?;
+                tracing::info!(addr = %running.addr, "shouhou serving");
+                eprintln!("shouhou serving on http://{}", running.addr);
+                crate::service::run::shutdown_signal().await;
+                tracing::info!("shutting down: finishing work in flight");
+                running.stop().await;
+                Ok(0)
+            })
+        }
         Command::Validate => {
             let a = assistant()?;
             let mut out = io::stdout().lock();
@@ -343,6 +427,16 @@ pub fn run(cli: Cli) -> Result<u8> {
             Ok(0)
         }
     }
+}
+
+fn init_logging(json: bool) {
+    use tracing_subscriber::{EnvFilter, fmt};
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("shouhou=info"));
+    let _ = if json {
+        fmt().json().with_env_filter(filter).with_writer(io::stderr).try_init()
+    } else {
+        fmt().with_env_filter(filter).with_writer(io::stderr).try_init()
+    };
 }
 
 /// Replays a JSONL conversation through the drafting pipeline, carrying the case.

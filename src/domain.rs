@@ -16,6 +16,7 @@ pub mod guard;
 pub mod money;
 pub mod normalize;
 pub mod schedule;
+pub mod sign;
 pub mod templates;
 
 use std::path::Path;

@@ -11,5 +11,6 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod eval;
+pub mod service;
 
 pub use domain::{Analysis, Understanding};

@@ -7,6 +7,8 @@ use shouhou::cli::{Cli, run};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // reqwest and sqlx both use rustls; pick the provider once so neither panics choosing.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(err) => {

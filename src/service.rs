@@ -1,0 +1,318 @@
+//! `shouhou serve`: signed webhook intake, a durable inbox, the drafting pipeline, the
+//! platform sender and the REST API.
+//!
+//! Shape: `POST /v1/events` verifies the Standard Webhooks signature and stores the event (the
+//! acknowledgement comes only after the row is committed); processor tasks claim inbox rows
+//! (in order per conversation), draft, and commit every effect of a message in one
+//! transaction; sender tasks claim due sends and post them to the platform with an
+//! idempotency key, retrying 5xx and timeouts with backoff and honouring 429 `Retry-After`.
+//! All state is in the store, so instances are stateless and a crash loses nothing.
+
+pub mod api;
+pub mod platform;
+pub mod run;
+pub mod store;
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use jiff::Timestamp;
+use metrics_exporter_prometheus::PrometheusHandle;
+use serde_json::json;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::domain::{
+    case::{Action, Case, Route},
+    draft::Assistant,
+    event::InboundEvent,
+    sign::Secret,
+};
+use store::{Arg, CLAIM_INBOX_PG, CLAIM_INBOX_SQLITE, Col, Stmt, Store};
+
+/// How long a claim is held before another worker may assume its holder died.
+pub const LEASE_MS: i64 = 30_000;
+
+/// The largest request body accepted on `/v1/events`.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+
+/// A role of an API token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Role {
+    /// Part-time reception staff.
+    PartTime,
+    /// After-sales agent.
+    Agent,
+    /// Supervisor.
+    Supervisor,
+    /// Administrator.
+    Admin,
+}
+
+impl Role {
+    /// Parses `part_time`, `agent`, `supervisor`, `admin`.
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "part_time" => Self::PartTime,
+            "agent" => Self::Agent,
+            "supervisor" => Self::Supervisor,
+            "admin" => Self::Admin,
+            _ => return None,
+        })
+    }
+}
+
+/// Service settings beyond `shouhou.toml`: where to listen, the database, the platform,
+/// and the secrets (from the environment).
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// Database URL.
+    pub database_url: String,
+    /// Where replies are POSTed.
+    pub platform_url: String,
+    /// Per-shop webhook secrets (several during rotation).
+    pub shops: HashMap<String, Vec<Secret>>,
+    /// API bearer tokens and their roles.
+    pub api_tokens: HashMap<String, Role>,
+    /// This instance's name in claims.
+    pub instance: String,
+    /// Processor tasks.
+    pub processors: usize,
+    /// Sends per second per shop to the platform.
+    pub rate_per_shop: u32,
+    /// Attempts before a send is marked failed.
+    pub max_send_attempts: i64,
+}
+
+/// What every handler and task shares.
+pub struct Shared {
+    /// Drafting.
+    pub assistant: Arc<Assistant>,
+    /// The store.
+    pub store: Store,
+    /// Settings.
+    pub cfg: ServiceConfig,
+    /// Prometheus text.
+    pub metrics: PrometheusHandle,
+    /// Wakes processors when an event arrives.
+    pub new_event: Notify,
+    /// Wakes senders when a send is queued.
+    pub new_send: Notify,
+    /// The HTTP client for the platform.
+    pub http: reqwest::Client,
+    /// Cancelled on shutdown.
+    pub shutdown: CancellationToken,
+}
+
+/// Unix milliseconds now (the edge reads the clock; the core gets it as an argument).
+#[must_use]
+pub fn now_ms() -> i64 {
+    Timestamp::now().as_millisecond()
+}
+
+/// The process-wide Prometheus recorder (installed once).
+#[must_use]
+pub fn metrics_handle() -> PrometheusHandle {
+    static H: std::sync::OnceLock<PrometheusHandle> = std::sync::OnceLock::new();
+    H.get_or_init(|| {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        // Another recorder may already be installed (tests): then this handle renders ours only.
+        let _ = metrics::set_global_recorder(recorder);
+        handle
+    })
+    .clone()
+}
+
+/// Starts the processors and senders; they stop when `shared.shutdown` is cancelled, after
+/// finishing the message or send in hand.
+pub fn spawn_workers(shared: &Arc<Shared>) -> tokio_util::task::TaskTracker {
+    let tracker = tokio_util::task::TaskTracker::new();
+    for i in 0..shared.cfg.processors.max(1) {
+        let s = shared.clone();
+        tracker.spawn(async move { processor(s, i).await });
+    }
+    let s = shared.clone();
+    tracker.spawn(async move { platform::sender(s).await });
+    tracker.close();
+    tracker
+}
+
+async fn processor(s: Arc<Shared>, n: usize) {
+    let me = format!("{}#{n}", s.cfg.instance);
+    loop {
+        if s.shutdown.is_cancelled() {
+            return;
+        }
+        match process_one(&s, &me).await {
+            Ok(true) => continue,
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "processing failed; the message stays in the inbox");
+                metrics::counter!("shouhou_process_errors_total").increment(1);
+            }
+        }
+        tokio::select! {
+            () = s.shutdown.cancelled() => return,
+            () = s.new_event.notified() => {}
+            () = tokio::time::sleep(Duration::from_millis(250)) => {}
+        }
+    }
+}
+
+/// Claims and processes one inbox message. Returns whether there was one.
+///
+/// # Errors
+/// Store failures (the message then stays claimed until the lease runs out, and is retried).
+pub async fn process_one(s: &Shared, me: &str) -> Result<bool, store::StoreError> {
+    let now = now_ms();
+    let claim = if s.store.is_postgres() { CLAIM_INBOX_PG } else { CLAIM_INBOX_SQLITE };
+    let rows = s
+        .store
+        .rows(
+            claim,
+            &[Arg::T(me.to_owned()), Arg::I(now), Arg::I(now - LEASE_MS)],
+            &[Col::I("seq"), Col::T("payload"), Col::T("shop_id")],
+        )
+        .await?;
+    let Some(row) = rows.into_iter().next() else { return Ok(false) };
+    let (seq, payload, shop) = (row[0].i(), row[1].t(), row[2].t());
+    let started = std::time::Instant::now();
+    let event = match InboundEvent::parse(&payload) {
+        Ok(e) => e,
+        Err(e) => {
+            // Validated at intake; a row that no longer parses is parked, not retried forever.
+            tracing::error!(seq, error = %e, "stored event no longer parses; parked");
+            s.store
+                .apply(&[Stmt { sql: "UPDATE inbox SET status = 'invalid' WHERE seq = $1", args: vec![Arg::I(seq)] }])
+                .await?;
+            return Ok(true);
+        }
+    };
+    let conv = s
+        .store
+        .rows(
+            "SELECT case_state, owner FROM conversations WHERE shop_id = $1 AND conversation_id = $2",
+            &[Arg::T(shop.clone()), Arg::T(event.conversation_id.clone())],
+            &[Col::T("case_state"), Col::T("owner")],
+        )
+        .await?;
+    let (case, owner): (Case, String) = match conv.first() {
+        Some(r) => (serde_json::from_str(&r[0].t()).unwrap_or_default(), r[1].t()),
+        None => (Case::default(), "bot".to_owned()),
+    };
+    let mut draft = s.assistant.draft(&case, &event, Timestamp::now());
+    // One owner per conversation: once a person has it, the bot drafts for review at most.
+    if owner != "bot" && draft.route == Route::Auto {
+        draft.route = Route::Review;
+    }
+    let status = match draft.route {
+        Route::Auto => "auto",
+        Route::Review => "pending_review",
+        Route::Escalate => "escalated",
+    };
+    let route = serde_json::to_value(draft.route).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+    let group = serde_json::to_value(draft.group).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+    let verdict = draft.guard.verdict.to_owned();
+    let mut stmts = vec![
+        Stmt {
+            sql: "INSERT INTO drafts (inbox_seq, shop_id, conversation_id, message_id, route, status, grp, reply, intents, actions, guard, created_at)
+                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            args: vec![
+                Arg::I(seq),
+                Arg::T(shop.clone()),
+                Arg::T(event.conversation_id.clone()),
+                Arg::T(event.message_id.clone()),
+                Arg::T(route.clone()),
+                Arg::T(status.to_owned()),
+                Arg::T(group),
+                Arg::N(draft.reply.clone()),
+                Arg::T(serde_json::to_string(&draft.intents).unwrap_or_default()),
+                Arg::T(serde_json::to_string(&draft.actions).unwrap_or_default()),
+                Arg::T(serde_json::to_string(&draft.guard).unwrap_or_default()),
+                Arg::I(now),
+            ],
+        },
+        Stmt {
+            sql: "INSERT INTO conversations (shop_id, conversation_id, case_state, owner, updated_at) VALUES ($1, $2, $3, 'bot', $4)
+                  ON CONFLICT (shop_id, conversation_id) DO UPDATE SET case_state = excluded.case_state, updated_at = excluded.updated_at",
+            args: vec![
+                Arg::T(shop.clone()),
+                Arg::T(event.conversation_id.clone()),
+                Arg::T(serde_json::to_string(&draft.case).unwrap_or_default()),
+                Arg::I(now),
+            ],
+        },
+        audit_stmt(now, "bot", "draft", &shop, &event.conversation_id, None, Some(&verdict), json!({"route": route, "message_id": event.message_id})),
+    ];
+    if draft.route == Route::Auto
+        && let Some(text) = &draft.reply
+    {
+        stmts.push(Stmt {
+            sql: "INSERT INTO sends (draft_id, shop_id, conversation_id, reply_to, text, by_person, idempotency_key, next_at, created_at)
+                  SELECT id, shop_id, conversation_id, message_id, $2, 0, $3, $4, $4 FROM drafts WHERE inbox_seq = $1",
+            args: vec![Arg::I(seq), Arg::T(text.clone()), Arg::T(format!("{shop}:{}:auto", event.message_id)), Arg::I(now)],
+        });
+    }
+    for a in &draft.actions {
+        match a {
+            Action::Promise { what, due_at } => stmts.push(Stmt {
+                sql: "INSERT INTO promises (draft_id, shop_id, conversation_id, what, due_at) SELECT id, shop_id, conversation_id, $2, $3 FROM drafts WHERE inbox_seq = $1",
+                args: vec![Arg::I(seq), Arg::T((*what).to_owned()), Arg::I(due_at.as_millisecond())],
+            }),
+            Action::CallRequest { script, next_allowed_at } => stmts.push(Stmt {
+                sql: "INSERT INTO calls (draft_id, shop_id, conversation_id, next_allowed_at, script) SELECT id, shop_id, conversation_id, $2, $3 FROM drafts WHERE inbox_seq = $1",
+                args: vec![Arg::I(seq), Arg::N(next_allowed_at.clone()), Arg::T(serde_json::to_string(script).unwrap_or_default())],
+            }),
+            _ => {}
+        }
+    }
+    stmts.push(Stmt { sql: "UPDATE inbox SET status = 'done' WHERE seq = $1", args: vec![Arg::I(seq)] });
+    match s.store.apply(&stmts).await {
+        Ok(_) => {}
+        // Someone else finished this message first (its lease ran out while we worked):
+        // the unique draft per inbox row refuses the second; nothing is duplicated.
+        Err(store::StoreError::Db(sqlx::Error::Database(e))) if e.is_unique_violation() => {
+            tracing::info!(seq, "message already processed elsewhere");
+            return Ok(true);
+        }
+        Err(e) => return Err(e),
+    }
+    metrics::counter!("shouhou_drafts_total", "route" => route).increment(1);
+    if verdict != "pass" {
+        metrics::counter!("shouhou_guard_blocks_total").increment(1);
+    }
+    metrics::histogram!("shouhou_process_seconds").record(started.elapsed().as_secs_f64());
+    if draft.route == Route::Auto {
+        s.new_send.notify_one();
+    }
+    Ok(true)
+}
+
+/// An audit row: who did what, when, with the guard's verdict. Never updated or deleted.
+#[must_use]
+#[allow(clippy::too_many_arguments)]
+pub fn audit_stmt(
+    at: i64,
+    actor: &str,
+    kind: &str,
+    shop: &str,
+    conversation: &str,
+    draft_id: Option<i64>,
+    verdict: Option<&str>,
+    detail: serde_json::Value,
+) -> Stmt {
+    Stmt {
+        sql: "INSERT INTO audit (at, actor, kind, shop_id, conversation_id, draft_id, verdict, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        args: vec![
+            Arg::I(at),
+            Arg::T(actor.to_owned()),
+            Arg::T(kind.to_owned()),
+            Arg::T(shop.to_owned()),
+            Arg::T(conversation.to_owned()),
+            Arg::NI(draft_id),
+            Arg::N(verdict.map(str::to_owned)),
+            Arg::T(detail.to_string()),
+        ],
+    }
+}

@@ -1,0 +1,266 @@
+//! Starting and stopping the service, and the built-in demo (`shouhou serve --demo`): a fake
+//! platform that receives replies, and the seeds' conversations played in as signed events.
+
+use std::{collections::HashMap, net::SocketAddr, path::Path, sync::Arc, time::Duration};
+
+use anyhow::{Context, Result, bail};
+use axum::{Json, Router, extract::State, http::HeaderMap, routing::post};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use super::{Role, ServiceConfig, Shared, api, metrics_handle, spawn_workers, store::Store};
+use crate::domain::{draft::Assistant, sign::Secret};
+
+/// A running service.
+pub struct Running {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Shared state (store, config).
+    pub shared: Arc<Shared>,
+    /// Cancel to stop.
+    pub shutdown: CancellationToken,
+    server: tokio::task::JoinHandle<()>,
+    workers: tokio_util::task::TaskTracker,
+}
+
+impl Running {
+    /// Stops accepting, lets work in flight finish (or stay durable), and waits.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        let _ = self.server.await;
+        self.workers.wait().await;
+    }
+}
+
+/// Connects the store, binds `listener`, and starts the HTTP server and the workers.
+///
+/// # Errors
+/// The store cannot be reached or migrated.
+pub async fn start(listener: TcpListener, assistant: Arc<Assistant>, cfg: ServiceConfig) -> Result<Running> {
+    let store = Store::connect(&cfg.database_url)
+        .await
+        .with_context(|| format!("cannot open the database {}", redact_url(&cfg.database_url)))?;
+    let shutdown = CancellationToken::new();
+    let shared = Arc::new(Shared {
+        assistant,
+        store,
+        cfg,
+        metrics: metrics_handle(),
+        new_event: tokio::sync::Notify::new(),
+        new_send: tokio::sync::Notify::new(),
+        http: reqwest::Client::builder().timeout(Duration::from_secs(15)).build().context("HTTP client")?,
+        shutdown: shutdown.clone(),
+    });
+    let addr = listener.local_addr()?;
+    let app = api::router(shared.clone());
+    let stop = shutdown.clone();
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await }).await;
+    });
+    let workers = spawn_workers(&shared);
+    Ok(Running { addr, shared, shutdown, server, workers })
+}
+
+/// A database URL without its password, for messages.
+#[must_use]
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(a), Some(b)) if b > a => format!("{}://***@{}", &url[..a], &url[b + 1..]),
+        _ => url.to_owned(),
+    }
+}
+
+/// Parses `SHOUHOU_SHOP_SECRETS` (`shop-1=whsec_…|whsec_…,shop-2=whsec_…`).
+///
+/// # Errors
+/// A malformed entry or secret, naming the variable and the shop.
+pub fn parse_shop_secrets(raw: &str) -> Result<HashMap<String, Vec<Secret>>> {
+    let mut out = HashMap::new();
+    for entry in raw.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let Some((shop, secrets)) = entry.split_once('=') else {
+            bail!("SHOUHOU_SHOP_SECRETS: entry `{}` is not shop=whsec_…", entry.split('=').next().unwrap_or(""));
+        };
+        let list = secrets
+            .split('|')
+            .map(|s| Secret::parse(s).map_err(|e| anyhow::anyhow!("SHOUHOU_SHOP_SECRETS: shop `{shop}`: {e}")))
+            .collect::<Result<Vec<_>>>()?;
+        out.insert(shop.trim().to_owned(), list);
+    }
+    Ok(out)
+}
+
+/// Parses `SHOUHOU_API_TOKENS` (`token=role,token=role`).
+///
+/// # Errors
+/// A malformed entry or unknown role.
+pub fn parse_api_tokens(raw: &str) -> Result<HashMap<String, Role>> {
+    let mut out = HashMap::new();
+    for entry in raw.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let Some((token, role)) = entry.split_once('=') else {
+            bail!("SHOUHOU_API_TOKENS: an entry is not token=role")
+        };
+        let role = Role::parse(role.trim()).with_context(|| {
+            format!("SHOUHOU_API_TOKENS: unknown role `{role}` (part_time, agent, supervisor, admin)")
+        })?;
+        if token.trim().len() < 16 {
+            bail!("SHOUHOU_API_TOKENS: tokens must be at least 16 characters");
+        }
+        out.insert(token.trim().to_owned(), role);
+    }
+    Ok(out)
+}
+
+/// The demo's fixed shop secret (local demo only).
+const DEMO_KEY: &[u8; 32] = b"shouhou-demo-secret-not-for-prod";
+
+/// Demo API token (local demo only).
+pub const DEMO_TOKEN: &str = "demo-agent-token-0000";
+
+/// Runs the demo: a fake platform, the service on SQLite in a temporary file, and the demo
+/// conversations played in as signed events, one line per event on stdout.
+///
+/// # Errors
+/// Startup failures.
+pub async fn demo(assistant: Arc<Assistant>, conversations: &Path, keep_running: bool, listen: &str) -> Result<()> {
+    // The fake platform: prints every reply it receives.
+    let platform = TcpListener::bind("127.0.0.1:0").await?;
+    let platform_url = format!("http://{}/send", platform.local_addr()?);
+    let received = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let fake = Router::new().route("/send", post(fake_platform)).with_state(received.clone());
+    tokio::spawn(async move {
+        let _ = axum::serve(platform, fake).await;
+    });
+
+    let db = std::env::temp_dir().join(format!("shouhou-demo-{}.db", std::process::id()));
+    let secret = Secret::from_bytes(DEMO_KEY).expect("32 bytes");
+    let cfg = ServiceConfig {
+        database_url: format!("sqlite://{}", db.display()),
+        platform_url,
+        shops: HashMap::from([("shop-1".to_owned(), vec![secret.clone()])]),
+        api_tokens: HashMap::from([(DEMO_TOKEN.to_owned(), Role::Supervisor)]),
+        instance: "demo".into(),
+        processors: 2,
+        rate_per_shop: 50,
+        max_send_attempts: 8,
+    };
+    let listener = TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+    let running = start(listener, assistant, cfg).await?;
+    let base = format!("http://{}", running.addr);
+    println!("shouhou demo: service on {base}, SQLite at {}, fake platform receiving replies", db.display());
+
+    let mut files: Vec<_> = std::fs::read_dir(conversations)
+        .with_context(|| format!("cannot read {}", conversations.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .collect();
+    files.sort();
+    let http = reqwest::Client::new();
+    let mut sent = 0;
+    for f in &files {
+        for line in std::fs::read_to_string(f)?.lines().filter(|l| !l.trim().is_empty()) {
+            let ev = crate::domain::event::InboundEvent::parse(line)?;
+            let ts = jiff::Timestamp::now().as_second();
+            let id = format!("demo-{}", ev.message_id);
+            let res = http
+                .post(format!("{base}/v1/events"))
+                .header("x-shouhou-shop", "shop-1")
+                .header("webhook-id", &id)
+                .header("webhook-timestamp", ts.to_string())
+                .header("webhook-signature", secret.sign(&id, ts, line.as_bytes()))
+                .header("content-type", "application/json")
+                .body(line.to_owned())
+                .send()
+                .await?;
+            println!(
+                "→ event   {:<28} {}  {}",
+                ev.message_id,
+                res.status().as_u16(),
+                crate::domain::mask_phones(&ev.text)
+            );
+            sent += 1;
+        }
+    }
+    // Wait for the pipeline to draft everything.
+    let store = &running.shared.store;
+    let cols = [super::store::Col::I("n")];
+    for _ in 0..300 {
+        let done = store.rows("SELECT COUNT(*) AS n FROM drafts", &[], &cols).await?[0][0].i();
+        let sending = store
+            .rows("SELECT COUNT(*) AS n FROM sends WHERE status IN ('pending', 'sending')", &[], &cols)
+            .await?[0][0]
+            .i();
+        if done >= sent && sending == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let rows = store
+        .rows(
+            "SELECT id, conversation_id, message_id, route, status, reply FROM drafts ORDER BY id",
+            &[],
+            &[
+                super::store::Col::I("id"),
+                super::store::Col::T("conversation_id"),
+                super::store::Col::T("message_id"),
+                super::store::Col::T("route"),
+                super::store::Col::T("status"),
+                super::store::Col::T("reply"),
+            ],
+        )
+        .await?;
+    let mut by_route: HashMap<String, usize> = HashMap::new();
+    for r in &rows {
+        *by_route.entry(r[3].t()).or_default() += 1;
+        let reply = r[5].opt().unwrap_or_else(|| "(no draft: a person answers)".into());
+        println!("✓ draft #{:<3} {:<28} {:<9} {}", r[0].i(), r[2].t(), r[3].t(), reply);
+    }
+    println!(
+        "\n{} events → {} drafts: {} sent automatically, {} waiting for review, {} escalated; the platform received {} replies.",
+        sent,
+        rows.len(),
+        by_route.get("auto").unwrap_or(&0),
+        by_route.get("review").unwrap_or(&0),
+        by_route.get("escalate").unwrap_or(&0),
+        received.load(std::sync::atomic::Ordering::SeqCst)
+    );
+    println!("Review queue: curl -H 'Authorization: Bearer {DEMO_TOKEN}' {base}/v1/queue");
+    if keep_running {
+        println!("Running until Ctrl-C.");
+        shutdown_signal().await;
+    }
+    running.stop().await;
+    let _ = std::fs::remove_file(&db);
+    let _ = std::fs::remove_file(db.with_extension("db-wal"));
+    let _ = std::fs::remove_file(db.with_extension("db-shm"));
+    Ok(())
+}
+
+async fn fake_platform(
+    State(n): State<Arc<std::sync::atomic::AtomicUsize>>,
+    headers: HeaderMap,
+    Json(body): Json<serde_json::Value>,
+) -> &'static str {
+    n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).unwrap_or("-");
+    println!("← platform got reply for {} (key {key})", body["conversation_id"].as_str().unwrap_or("?"));
+    "ok"
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
