@@ -37,6 +37,7 @@ impl Running {
 /// # Errors
 /// The store cannot be reached or migrated.
 pub async fn start(listener: TcpListener, assistant: Arc<Assistant>, cfg: ServiceConfig) -> Result<Running> {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let store = Store::connect(&cfg.database_url)
         .await
         .with_context(|| format!("cannot open the database {}", redact_url(&cfg.database_url)))?;

@@ -8,5 +8,6 @@ mod entity;
 mod guard;
 mod normalize;
 mod schedule;
+mod service;
 mod support;
 mod templates;
