@@ -206,7 +206,7 @@ impl Store {
     /// # Errors
     /// It does not.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        self.rows("SELECT 1 AS one", &[], &[Col::I("one")]).await.map(|_| ())
+        self.rows("SELECT CAST(1 AS BIGINT) AS one", &[], &[Col::I("one")]).await.map(|_| ())
     }
 }
 

@@ -33,13 +33,22 @@ struct Platform {
     got: Arc<Mutex<Vec<(String, String, String, Instant)>>>,
 }
 
-async fn platform_handler(State(p): State<Platform>, headers: HeaderMap, Json(body): Json<Value>) -> axum::response::Response {
+async fn platform_handler(
+    State(p): State<Platform>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> axum::response::Response {
     let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
     let next = {
         let mut s = p.script.lock().unwrap();
         if s.is_empty() { None } else { Some(s.remove(0)) }
     };
-    p.got.lock().unwrap().push((key, body["conversation_id"].as_str().unwrap_or("").to_owned(), body["text"].as_str().unwrap_or("").to_owned(), Instant::now()));
+    p.got.lock().unwrap().push((
+        key,
+        body["conversation_id"].as_str().unwrap_or("").to_owned(),
+        body["text"].as_str().unwrap_or("").to_owned(),
+        Instant::now(),
+    ));
     match next {
         Some((429, after)) => {
             let mut h = HeaderMap::new();
@@ -89,7 +98,12 @@ async fn start(db: &str, platform_url: &str) -> run::Running {
 }
 
 fn assistant_owned() -> shouhou::domain::draft::Assistant {
-    shouhou::domain::draft::Assistant::load(&root().join("intents"), &root().join("templates"), &root().join("shouhou.toml")).unwrap()
+    shouhou::domain::draft::Assistant::load(
+        &root().join("intents"),
+        &root().join("templates"),
+        &root().join("shouhou.toml"),
+    )
+    .unwrap()
 }
 
 fn event(conv: &str, msg: &str, text: &str, sender: &str) -> String {
@@ -184,7 +198,14 @@ async fn bad_input_body(db: &str) {
     assert_eq!(res.status(), 400);
     assert!(res.json::<Value>().await.unwrap()["error"].as_str().unwrap().contains("not a valid event"));
     // A valid JSON event missing a required field.
-    let res = post_signed(&base, r#"{"message_id":"m","conversation_id":"c","sender":{"account_id":""},"text":"x"}"#, "w4", now(), &secret()).await;
+    let res = post_signed(
+        &base,
+        r#"{"message_id":"m","conversation_id":"c","sender":{"account_id":""},"text":"x"}"#,
+        "w4",
+        now(),
+        &secret(),
+    )
+    .await;
     assert_eq!(res.status(), 400);
     assert!(res.text().await.unwrap().contains("sender.account_id"));
     // Oversized body.
@@ -192,11 +213,13 @@ async fn bad_input_body(db: &str) {
     let res = post_signed(&base, &big, "w5", now(), &secret()).await;
     assert_eq!(res.status(), 413);
     // Unknown shop.
-    let res = c.post(format!("{base}/v1/events")).header("x-shouhou-shop", "shop-x").body(body.clone()).send().await.unwrap();
+    let res =
+        c.post(format!("{base}/v1/events")).header("x-shouhou-shop", "shop-x").body(body.clone()).send().await.unwrap();
     assert_eq!(res.status(), 404);
     assert!(res.text().await.unwrap().contains("unknown shop"));
     // Missing signature headers.
-    let res = c.post(format!("{base}/v1/events")).header("x-shouhou-shop", "shop-1").body(body.clone()).send().await.unwrap();
+    let res =
+        c.post(format!("{base}/v1/events")).header("x-shouhou-shop", "shop-1").body(body.clone()).send().await.unwrap();
     assert_eq!(res.status(), 401);
     assert_eq!(count(&r, "SELECT COUNT(*) AS n FROM inbox").await, 0, "nothing stored");
     r.stop().await;
@@ -226,7 +249,8 @@ async fn flow_body(db: &str) {
     post_signed(&base, &rot, "e2", now(), &secret()).await;
     let mut queue = Value::Null;
     for _ in 0..400 {
-        queue = api(reqwest::Method::GET, format!("{base}/v1/queue"), TOKEN).send().await.unwrap().json().await.unwrap();
+        queue =
+            api(reqwest::Method::GET, format!("{base}/v1/queue"), TOKEN).send().await.unwrap().json().await.unwrap();
         if queue["items"].as_array().is_some_and(|a| !a.is_empty()) {
             break;
         }
@@ -236,7 +260,11 @@ async fn flow_body(db: &str) {
     assert_eq!(item["intents"][0]["id"], "rotten_food");
     let id = item["id"].as_i64().unwrap();
     // A blocked edit: 422 with the findings, nothing sent.
-    let res = api(reqwest::Method::POST, format!("{base}/v1/drafts/{id}/edit"), TOKEN).json(&json!({"text": "我们发出都是有放冰袋不会坏的"})).send().await.unwrap();
+    let res = api(reqwest::Method::POST, format!("{base}/v1/drafts/{id}/edit"), TOKEN)
+        .json(&json!({"text": "我们发出都是有放冰袋不会坏的"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 422);
     let v: Value = res.json().await.unwrap();
     assert_eq!(v["guard"]["verdict"], "block");
@@ -252,16 +280,29 @@ async fn flow_body(db: &str) {
     assert_eq!(res.status(), 409, "a decided draft cannot be approved twice");
 
     // Takeover: the bot's FAQ answer is held for review, never sent on its own.
-    let res = api(reqwest::Method::POST, format!("{base}/v1/conversations/shop-1/c-own/takeover"), TOKEN).send().await.unwrap();
+    let res = api(reqwest::Method::POST, format!("{base}/v1/conversations/shop-1/c-own/takeover"), TOKEN)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
     post_signed(&base, &event("c-own", "m-own", "什么时候发货啊", "tb_buyer_1"), "e3", now(), &secret()).await;
-    assert!(wait_until(|| async { count(&r, "SELECT COUNT(*) AS n FROM drafts WHERE conversation_id = 'c-own'").await == 1 }, 20).await);
+    assert!(
+        wait_until(
+            || async { count(&r, "SELECT COUNT(*) AS n FROM drafts WHERE conversation_id = 'c-own'").await == 1 },
+            20
+        )
+        .await
+    );
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(p.accepted_keys().len(), 2, "nothing sent to a conversation a person owns");
     let status: Vec<String> = r
         .shared
         .store
-        .rows("SELECT status FROM drafts WHERE conversation_id = 'c-own'", &[], &[shouhou::service::store::Col::T("status")])
+        .rows(
+            "SELECT status FROM drafts WHERE conversation_id = 'c-own'",
+            &[],
+            &[shouhou::service::store::Col::T("status")],
+        )
         .await
         .unwrap()
         .into_iter()
@@ -275,15 +316,36 @@ async fn flow_body(db: &str) {
 
     // Reject needs a reason.
     post_signed(&base, &event("c-q", "m-q", "衣服掉色严重", "tb_buyer_1"), "e5", now(), &secret()).await;
-    assert!(wait_until(|| async { count(&r, "SELECT COUNT(*) AS n FROM drafts WHERE conversation_id = 'c-q'").await == 1 }, 20).await);
-    let qid = r.shared.store.rows("SELECT id FROM drafts WHERE conversation_id = 'c-q'", &[], &[shouhou::service::store::Col::I("id")]).await.unwrap()[0][0].i();
-    let res = api(reqwest::Method::POST, format!("{base}/v1/drafts/{qid}/reject"), TOKEN).json(&json!({"reason": " "})).send().await.unwrap();
+    assert!(
+        wait_until(
+            || async { count(&r, "SELECT COUNT(*) AS n FROM drafts WHERE conversation_id = 'c-q'").await == 1 },
+            20
+        )
+        .await
+    );
+    let qid = r
+        .shared
+        .store
+        .rows("SELECT id FROM drafts WHERE conversation_id = 'c-q'", &[], &[shouhou::service::store::Col::I("id")])
+        .await
+        .unwrap()[0][0]
+        .i();
+    let res = api(reqwest::Method::POST, format!("{base}/v1/drafts/{qid}/reject"), TOKEN)
+        .json(&json!({"reason": " "}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 400);
-    let res = api(reqwest::Method::POST, format!("{base}/v1/drafts/{qid}/reject"), TOKEN).json(&json!({"reason": "needs a person"})).send().await.unwrap();
+    let res = api(reqwest::Method::POST, format!("{base}/v1/drafts/{qid}/reject"), TOKEN)
+        .json(&json!({"reason": "needs a person"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
 
     // Audit: drafts, the blocked edit, approval, takeover, handback, sends, rejection.
-    let audit: Value = api(reqwest::Method::GET, format!("{base}/v1/audit"), SUPERVISOR).send().await.unwrap().json().await.unwrap();
+    let audit: Value =
+        api(reqwest::Method::GET, format!("{base}/v1/audit"), SUPERVISOR).send().await.unwrap().json().await.unwrap();
     let kinds: Vec<&str> = audit["items"].as_array().unwrap().iter().map(|a| a["kind"].as_str().unwrap()).collect();
     for k in ["draft", "edit_blocked", "approve", "takeover", "handback", "send", "reject"] {
         assert!(kinds.contains(&k), "audit has {k}: {kinds:?}");
@@ -308,7 +370,8 @@ async fn platform_errors_body(db: &str) {
     let base = format!("http://{}", r.addr);
     post_signed(&base, &event("c-1", "m-1", "什么时候发货", "tb_buyer_1"), "x1", now(), &secret()).await;
     assert!(
-        wait_until(|| async { count(&r, "SELECT COUNT(*) AS n FROM sends WHERE status = 'sent'").await == 1 }, 30).await,
+        wait_until(|| async { count(&r, "SELECT COUNT(*) AS n FROM sends WHERE status = 'sent'").await == 1 }, 30)
+            .await,
         "sent in the end"
     );
     let got = p.got.lock().unwrap().clone();
@@ -393,18 +456,26 @@ async fn postgres_two_instances_share_the_work() {
         assert_eq!(post_signed(&base, &ev, &format!("k{i}"), now(), &secret()).await.status(), 202);
     }
     assert!(wait_until(|| async { count(&a, "SELECT COUNT(*) AS n FROM drafts").await == n }, 60).await, "all drafted");
-    assert_eq!(count(&a, "SELECT COUNT(DISTINCT inbox_seq) AS n FROM drafts").await, n, "each message processed exactly once");
+    assert_eq!(
+        count(&a, "SELECT COUNT(DISTINCT inbox_seq) AS n FROM drafts").await,
+        n,
+        "each message processed exactly once"
+    );
     let claimers = count(&a, "SELECT COUNT(DISTINCT split_part(claimed_by, '#', 1)) AS n FROM inbox").await;
     assert_eq!(claimers, 2, "both instances took work");
     // In order within a conversation: draft ids increase with inbox order.
     let rows = a
         .shared
         .store
-        .rows("SELECT conversation_id, inbox_seq, id FROM drafts ORDER BY conversation_id, inbox_seq", &[], &[
-            shouhou::service::store::Col::T("conversation_id"),
-            shouhou::service::store::Col::I("inbox_seq"),
-            shouhou::service::store::Col::I("id"),
-        ])
+        .rows(
+            "SELECT conversation_id, inbox_seq, id FROM drafts ORDER BY conversation_id, inbox_seq",
+            &[],
+            &[
+                shouhou::service::store::Col::T("conversation_id"),
+                shouhou::service::store::Col::I("inbox_seq"),
+                shouhou::service::store::Col::I("id"),
+            ],
+        )
         .await
         .unwrap();
     for w in rows.windows(2) {
@@ -436,7 +507,10 @@ async fn openapi_matches_routes() {
             let m = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
             let res = api(m, format!("{base}{concrete}"), SUPERVISOR).json(&json!({})).send().await.unwrap();
             let code = res.status().as_u16();
-            assert!(code != 405 && !(code == 404 && res.text().await.unwrap().is_empty()), "{method} {path} is not routed ({code})");
+            assert!(
+                code != 405 && !(code == 404 && res.text().await.unwrap().is_empty()),
+                "{method} {path} is not routed ({code})"
+            );
         }
     }
     assert_eq!(reqwest::get(format!("{base}/v1/nope")).await.unwrap().status(), 404);
@@ -468,7 +542,14 @@ async fn killed_mid_stream_loses_nothing() {
     };
     let base = format!("http://127.0.0.1:{port}");
     let ready = |base: String| async move {
-        wait_until(|| { let b = base.clone(); async move { reqwest::get(format!("{b}/healthz")).await.is_ok() } }, 30).await
+        wait_until(
+            || {
+                let b = base.clone();
+                async move { reqwest::get(format!("{b}/healthz")).await.is_ok() }
+            },
+            30,
+        )
+        .await
     };
     let mut child = spawn();
     assert!(ready(base.clone()).await, "service up");
@@ -507,18 +588,39 @@ async fn killed_mid_stream_loses_nothing() {
     let store = shouhou::service::store::Store::connect(&db).await.unwrap();
     let drafted = || {
         let store = store.clone();
-        async move { store.rows("SELECT COUNT(*) AS n FROM drafts", &[], &[shouhou::service::store::Col::I("n")]).await.unwrap()[0][0].i() }
+        async move {
+            store.rows("SELECT COUNT(*) AS n FROM drafts", &[], &[shouhou::service::store::Col::I("n")]).await.unwrap()
+                [0][0]
+                .i()
+        }
     };
-    assert!(wait_until(|| { let d = drafted(); async move { d.await == n } }, 60).await, "every message processed after the restart");
+    assert!(
+        wait_until(
+            || {
+                let d = drafted();
+                async move { d.await == n }
+            },
+            60
+        )
+        .await,
+        "every message processed after the restart"
+    );
     assert!(wait_until(|| async { p.accepted_keys().len() == n as usize }, 60).await, "every reply delivered");
     let dup = store
-        .rows("SELECT COUNT(*) AS n FROM (SELECT inbox_seq FROM drafts GROUP BY inbox_seq HAVING COUNT(*) > 1) x", &[], &[shouhou::service::store::Col::I("n")])
+        .rows(
+            "SELECT COUNT(*) AS n FROM (SELECT inbox_seq FROM drafts GROUP BY inbox_seq HAVING COUNT(*) > 1) x",
+            &[],
+            &[shouhou::service::store::Col::I("n")],
+        )
         .await
         .unwrap()[0][0]
         .i();
     assert_eq!(dup, 0, "no message processed twice");
     let raw_posts = p.got.lock().unwrap().len();
-    eprintln!("killed mid-stream: {n} messages, {} distinct replies, {raw_posts} POSTs (a repeat carries the same idempotency key)", p.accepted_keys().len());
+    eprintln!(
+        "killed mid-stream: {n} messages, {} distinct replies, {raw_posts} POSTs (a repeat carries the same idempotency key)",
+        p.accepted_keys().len()
+    );
     child.kill().unwrap();
     child.wait().unwrap();
     drop(dir);
