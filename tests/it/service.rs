@@ -25,12 +25,17 @@ fn secret() -> Secret {
     Secret::from_bytes(b"0123456789abcdef0123456789abcdef").unwrap()
 }
 
+/// A scripted answer: status and Retry-After seconds.
+type Answer = (u16, Option<u64>);
+
+/// A received request: idempotency key, conversation, text, when.
+type Received = (String, String, String, Instant);
+
 /// What the fake platform answers, in order; then 200 for ever.
 #[derive(Clone, Default)]
 struct Platform {
-    script: Arc<Mutex<Vec<(u16, Option<u64>)>>>,
-    /// (idempotency key, conversation, text, when)
-    got: Arc<Mutex<Vec<(String, String, String, Instant)>>>,
+    script: Arc<Mutex<Vec<Answer>>>,
+    got: Arc<Mutex<Vec<Received>>>,
 }
 
 async fn platform_handler(
@@ -61,7 +66,7 @@ async fn platform_handler(
 }
 
 impl Platform {
-    async fn start(script: Vec<(u16, Option<u64>)>) -> (Self, String) {
+    async fn start(script: Vec<Answer>) -> (Self, String) {
         let p = Self { script: Arc::new(Mutex::new(script)), ..Default::default() };
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/send", l.local_addr().unwrap());
