@@ -98,8 +98,8 @@ pub struct Shared {
     pub new_event: Notify,
     /// Wakes senders when a send is queued.
     pub new_send: Notify,
-    /// The HTTP client for the platform.
-    pub http: reqwest::Client,
+    /// Where replies go.
+    pub platform: Arc<dyn platform::Platform>,
     /// Cancelled on shutdown.
     pub shutdown: CancellationToken,
 }

@@ -12,6 +12,35 @@ use super::{
     store::{Arg, CLAIM_SEND_PG, CLAIM_SEND_SQLITE, Col, Stmt},
 };
 
+/// The outbound port: how a reply reaches the buyer's platform. The generic HTTP
+/// implementation is [`HttpPlatform`]; platform adapters implement the same trait.
+pub trait Platform: Send + Sync {
+    /// Delivers one reply. `key` is the idempotency key, the same on every attempt.
+    fn send<'a>(
+        &'a self,
+        key: &'a str,
+        reply: &'a serde_json::Value,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Outcome> + Send + 'a>>;
+}
+
+/// POSTs the reply as JSON to one URL with an `Idempotency-Key` header.
+pub struct HttpPlatform {
+    /// The client.
+    pub http: reqwest::Client,
+    /// The endpoint.
+    pub url: String,
+}
+
+impl Platform for HttpPlatform {
+    fn send<'a>(
+        &'a self,
+        key: &'a str,
+        reply: &'a serde_json::Value,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Outcome> + Send + 'a>> {
+        Box::pin(post(&self.http, &self.url, key, reply))
+    }
+}
+
 /// Backoff for attempt `n` (1-based): 1 s, 2 s, 4 s … capped at 5 minutes.
 #[must_use]
 pub fn backoff_ms(attempt: i64) -> i64 {
@@ -114,7 +143,7 @@ async fn send_one(
     last_sent.insert(shop.clone(), tokio::time::Instant::now());
 
     let body = json!({"shop_id": shop, "conversation_id": conv, "reply_to": reply_to, "text": text});
-    let outcome = post(&s.http, &s.cfg.platform_url, &key, &body).await;
+    let outcome = s.platform.send(&key, &body).await;
     let now = now_ms();
     let attempts = attempts + 1;
     let stmts = match &outcome {

@@ -42,6 +42,10 @@ pub async fn start(listener: TcpListener, assistant: Arc<Assistant>, cfg: Servic
         .await
         .with_context(|| format!("cannot open the database {}", redact_url(&cfg.database_url)))?;
     let shutdown = CancellationToken::new();
+    let platform = Arc::new(super::platform::HttpPlatform {
+        http: reqwest::Client::builder().timeout(Duration::from_secs(15)).build().context("HTTP client")?,
+        url: cfg.platform_url.clone(),
+    });
     let shared = Arc::new(Shared {
         assistant,
         store,
@@ -49,7 +53,7 @@ pub async fn start(listener: TcpListener, assistant: Arc<Assistant>, cfg: Servic
         metrics: metrics_handle(),
         new_event: tokio::sync::Notify::new(),
         new_send: tokio::sync::Notify::new(),
-        http: reqwest::Client::builder().timeout(Duration::from_secs(15)).build().context("HTTP client")?,
+        platform,
         shutdown: shutdown.clone(),
     });
     let addr = listener.local_addr()?;

@@ -533,15 +533,19 @@ async fn killed_mid_stream_loses_nothing() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
+    let log_path = dir.path().join("serve.log");
     let spawn = || {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path).unwrap();
         Command::new(env!("CARGO_BIN_EXE_shouhou"))
             .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--database-url", &db, "--platform-url", &url])
             .env("SHOUHOU_INTENTS", root().join("intents"))
             .env("SHOUHOU_TEMPLATES", root().join("templates"))
             .env("SHOUHOU_CONFIG", root().join("shouhou.toml"))
             .env("SHOUHOU_SHOP_SECRETS", format!("shop-1={}", secret().to_whsec()))
+            .env("RUST_LOG", "shouhou=debug")
+            .arg("--log-json")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::from(log))
             .spawn()
             .unwrap()
     };
@@ -628,5 +632,11 @@ async fn killed_mid_stream_loses_nothing() {
     );
     child.kill().unwrap();
     child.wait().unwrap();
+    // Logs are JSON lines and carry no buyer data.
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(log.lines().any(|l| l.starts_with('{')), "JSON logs: {log}");
+    for secret in ["13912345678", "王秀英", "光明路", "什么时候发货"] {
+        assert!(!log.contains(secret), "the log contains buyer data {secret}");
+    }
     drop(dir);
 }
