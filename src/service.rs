@@ -27,7 +27,7 @@ use crate::domain::{
     event::InboundEvent,
     sign::Secret,
 };
-use store::{Arg, CLAIM_INBOX_PG, CLAIM_INBOX_SQLITE, Col, Stmt, Store};
+use store::{Arg, CLAIM_INBOX_PG, CLAIM_INBOX_SQLITE, Col, RECLAIM_INBOX_PG, RECLAIM_INBOX_SQLITE, Stmt, Store};
 
 /// How long a claim is held before another worker may assume its holder died.
 pub const LEASE_MS: i64 = 30_000;
@@ -100,6 +100,8 @@ pub struct Shared {
     pub new_send: Notify,
     /// Where replies go.
     pub platform: Arc<dyn platform::Platform>,
+    /// Per-shop send pacing, shared by the sender tasks.
+    pub pacer: platform::Pacer,
     /// Cancelled on shutdown.
     pub shutdown: CancellationToken,
 }
@@ -132,8 +134,11 @@ pub fn spawn_workers(shared: &Arc<Shared>) -> tokio_util::task::TaskTracker {
         let s = shared.clone();
         tracker.spawn(async move { processor(s, i).await });
     }
-    let s = shared.clone();
-    tracker.spawn(async move { platform::sender(s).await });
+    // Several senders, so one slow platform round trip does not hold up the rest.
+    for _ in 0..shared.cfg.processors.max(1) {
+        let s = shared.clone();
+        tracker.spawn(async move { platform::sender(s).await });
+    }
     tracker.close();
     tracker
 }
@@ -166,15 +171,13 @@ async fn processor(s: Arc<Shared>, n: usize) {
 /// Store failures (the message then stays claimed until the lease runs out, and is retried).
 pub async fn process_one(s: &Shared, me: &str) -> Result<bool, store::StoreError> {
     let now = now_ms();
-    let claim = if s.store.is_postgres() { CLAIM_INBOX_PG } else { CLAIM_INBOX_SQLITE };
-    let rows = s
-        .store
-        .rows(
-            claim,
-            &[Arg::T(me.to_owned()), Arg::I(now), Arg::I(now - LEASE_MS)],
-            &[Col::I("seq"), Col::T("payload"), Col::T("shop_id")],
-        )
-        .await?;
+    let pg = s.store.is_postgres();
+    let args = [Arg::T(me.to_owned()), Arg::I(now), Arg::I(now - LEASE_MS)];
+    let cols = [Col::I("seq"), Col::T("payload"), Col::T("shop_id")];
+    let mut rows = s.store.rows(if pg { CLAIM_INBOX_PG } else { CLAIM_INBOX_SQLITE }, &args, &cols).await?;
+    if rows.is_empty() {
+        rows = s.store.rows(if pg { RECLAIM_INBOX_PG } else { RECLAIM_INBOX_SQLITE }, &args, &cols).await?;
+    }
     let Some(row) = rows.into_iter().next() else { return Ok(false) };
     let (seq, payload, shop) = (row[0].i(), row[1].t(), row[2].t());
     let started = std::time::Instant::now();

@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::{
     LEASE_MS, Shared, audit_stmt, now_ms,
-    store::{Arg, CLAIM_SEND_PG, CLAIM_SEND_SQLITE, Col, Stmt},
+    store::{Arg, CLAIM_SEND_PG, CLAIM_SEND_SQLITE, Col, RECLAIM_SEND_PG, RECLAIM_SEND_SQLITE, Stmt},
 };
 
 /// The outbound port: how a reply reaches the buyer's platform. The generic HTTP
@@ -61,15 +61,34 @@ pub enum Outcome {
     Rejected(String),
 }
 
+/// Spaces sends per shop: each shop gets at most `rate` a second across all sender tasks.
+#[derive(Default)]
+pub struct Pacer {
+    next: std::sync::Mutex<HashMap<String, tokio::time::Instant>>,
+}
+
+impl Pacer {
+    /// Reserves the next slot for `shop` and waits for it.
+    pub async fn wait(&self, shop: &str, gap: Duration) {
+        let at = {
+            let mut next = self.next.lock().expect("pacer lock");
+            let now = tokio::time::Instant::now();
+            let slot = next.get(shop).copied().filter(|t| *t > now).unwrap_or(now);
+            next.insert(shop.to_owned(), slot + gap);
+            slot
+        };
+        tokio::time::sleep_until(at).await;
+    }
+}
+
 /// Sends due replies until shutdown.
 pub async fn sender(s: Arc<Shared>) {
-    let mut last_sent: HashMap<String, tokio::time::Instant> = HashMap::new();
-    let gap = Duration::from_millis(1000 / u64::from(s.cfg.rate_per_shop.max(1)));
+    let gap = Duration::from_micros(1_000_000 / u64::from(s.cfg.rate_per_shop.max(1)));
     loop {
         if s.shutdown.is_cancelled() {
             return;
         }
-        match send_one(&s, &mut last_sent, gap).await {
+        match send_one(&s, gap).await {
             Ok(true) => continue,
             Ok(false) => {}
             Err(e) => tracing::warn!(error = %e, "sender store error"),
@@ -82,13 +101,9 @@ pub async fn sender(s: Arc<Shared>) {
     }
 }
 
-async fn send_one(
-    s: &Shared,
-    last_sent: &mut HashMap<String, tokio::time::Instant>,
-    gap: Duration,
-) -> Result<bool, super::store::StoreError> {
+async fn send_one(s: &Shared, gap: Duration) -> Result<bool, super::store::StoreError> {
     let now = now_ms();
-    let claim = if s.store.is_postgres() { CLAIM_SEND_PG } else { CLAIM_SEND_SQLITE };
+    let pg = s.store.is_postgres();
     let cols = [
         Col::I("id"),
         Col::T("shop_id"),
@@ -99,7 +114,11 @@ async fn send_one(
         Col::T("idempotency_key"),
         Col::I("attempts"),
     ];
-    let rows = s.store.rows(claim, &[Arg::I(now), Arg::I(now - LEASE_MS)], &cols).await?;
+    let args = [Arg::I(now), Arg::I(now - LEASE_MS)];
+    let mut rows = s.store.rows(if pg { CLAIM_SEND_PG } else { CLAIM_SEND_SQLITE }, &args, &cols).await?;
+    if rows.is_empty() {
+        rows = s.store.rows(if pg { RECLAIM_SEND_PG } else { RECLAIM_SEND_SQLITE }, &args, &cols).await?;
+    }
     let Some(r) = rows.into_iter().next() else { return Ok(false) };
     let (id, shop, conv, reply_to, text, by_person, key, attempts) =
         (r[0].i(), r[1].t(), r[2].t(), r[3].t(), r[4].t(), r[5].i() != 0, r[6].t(), r[7].i());
@@ -133,14 +152,7 @@ async fn send_one(
         }
     }
 
-    // Per-shop pacing.
-    if let Some(t) = last_sent.get(&shop) {
-        let wait = gap.saturating_sub(t.elapsed());
-        if !wait.is_zero() {
-            tokio::time::sleep(wait).await;
-        }
-    }
-    last_sent.insert(shop.clone(), tokio::time::Instant::now());
+    s.pacer.wait(&shop, gap).await;
 
     let body = json!({"shop_id": shop, "conversation_id": conv, "reply_to": reply_to, "text": text});
     let outcome = s.platform.send(&key, &body).await;

@@ -54,6 +54,7 @@ pub async fn start(listener: TcpListener, assistant: Arc<Assistant>, cfg: Servic
         new_event: tokio::sync::Notify::new(),
         new_send: tokio::sync::Notify::new(),
         platform,
+        pacer: super::platform::Pacer::default(),
         shutdown: shutdown.clone(),
     });
     let addr = listener.local_addr()?;

@@ -14,6 +14,9 @@ use sqlx::{
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous},
 };
 
+/// Connections to an SQLite database.
+const SQLITE_CONNECTIONS: u32 = 4;
+
 /// A store error.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -138,9 +141,10 @@ impl Store {
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(10));
-            // One connection: SQLite has one writer; a single connection avoids busy errors and
-            // keeps claims trivially serial.
-            let pool = SqlitePoolOptions::new().max_connections(1).connect_with(opts).await?;
+            // SQLite has one writer at a time; several connections still overlap the round trips
+            // to sqlx's per-connection threads. Every write transaction starts with its write,
+            // so waiting for the lock is handled by busy_timeout.
+            let pool = SqlitePoolOptions::new().max_connections(SQLITE_CONNECTIONS).connect_with(opts).await?;
             sqlx::migrate!("migrations/sqlite").run(&pool).await?;
             return Ok(Self::Sqlite(pool));
         }
@@ -211,12 +215,12 @@ impl Store {
 }
 
 /// Claims the oldest pending inbox message whose conversation has nothing earlier unfinished
-/// (conversations in order, different conversations in parallel). A claim older than the
-/// lease is taken over: its holder died.
+/// (conversations in order, different conversations in parallel). `$3` is unused here; see
+/// [`RECLAIM_INBOX_PG`] for claims whose holder died.
 pub const CLAIM_INBOX_PG: &str = "UPDATE inbox SET status = 'processing', claimed_by = $1, claimed_at = $2
  WHERE seq = (
    SELECT i.seq FROM inbox i
-    WHERE (i.status = 'pending' OR (i.status = 'processing' AND i.claimed_at < $3))
+    WHERE i.status = 'pending' AND $3 = $3
       AND NOT EXISTS (SELECT 1 FROM inbox j WHERE j.shop_id = i.shop_id AND j.conversation_id = i.conversation_id
                        AND j.seq < i.seq AND j.status <> 'done')
     ORDER BY i.seq LIMIT 1 FOR UPDATE SKIP LOCKED)
@@ -226,24 +230,42 @@ pub const CLAIM_INBOX_PG: &str = "UPDATE inbox SET status = 'processing', claime
 pub const CLAIM_INBOX_SQLITE: &str = "UPDATE inbox SET status = 'processing', claimed_by = $1, claimed_at = $2
  WHERE seq = (
    SELECT i.seq FROM inbox i
-    WHERE (i.status = 'pending' OR (i.status = 'processing' AND i.claimed_at < $3))
+    WHERE i.status = 'pending' AND $3 = $3
       AND NOT EXISTS (SELECT 1 FROM inbox j WHERE j.shop_id = i.shop_id AND j.conversation_id = i.conversation_id
                        AND j.seq < i.seq AND j.status <> 'done')
     ORDER BY i.seq LIMIT 1)
  RETURNING seq, payload, shop_id";
 
-/// Claims the next send that is due (or whose sender died).
+/// Takes over a claim older than the lease (`$3`): its holder died mid-message.
+pub const RECLAIM_INBOX_PG: &str = "UPDATE inbox SET claimed_by = $1, claimed_at = $2
+ WHERE seq = (SELECT seq FROM inbox WHERE status = 'processing' AND claimed_at < $3 ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED)
+ RETURNING seq, payload, shop_id";
+
+/// The SQLite form of [`RECLAIM_INBOX_PG`].
+pub const RECLAIM_INBOX_SQLITE: &str = "UPDATE inbox SET claimed_by = $1, claimed_at = $2
+ WHERE seq = (SELECT seq FROM inbox WHERE status = 'processing' AND claimed_at < $3 ORDER BY seq LIMIT 1)
+ RETURNING seq, payload, shop_id";
+
+/// Claims the next send that is due.
 pub const CLAIM_SEND_PG: &str = "UPDATE sends SET status = 'sending', claimed_at = $1
  WHERE id = (
-   SELECT id FROM sends
-    WHERE (status = 'pending' AND next_at <= $1) OR (status = 'sending' AND claimed_at < $2)
+   SELECT id FROM sends WHERE status = 'pending' AND next_at <= $1 AND $2 = $2
     ORDER BY next_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)
  RETURNING id, shop_id, conversation_id, reply_to, text, by_person, idempotency_key, attempts";
 
 /// The SQLite form of [`CLAIM_SEND_PG`].
 pub const CLAIM_SEND_SQLITE: &str = "UPDATE sends SET status = 'sending', claimed_at = $1
  WHERE id = (
-   SELECT id FROM sends
-    WHERE (status = 'pending' AND next_at <= $1) OR (status = 'sending' AND claimed_at < $2)
+   SELECT id FROM sends WHERE status = 'pending' AND next_at <= $1 AND $2 = $2
     ORDER BY next_at, id LIMIT 1)
+ RETURNING id, shop_id, conversation_id, reply_to, text, by_person, idempotency_key, attempts";
+
+/// Takes over a send whose sender died (claimed longer ago than `$2`).
+pub const RECLAIM_SEND_PG: &str = "UPDATE sends SET claimed_at = $1
+ WHERE id = (SELECT id FROM sends WHERE status = 'sending' AND claimed_at < $2 ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
+ RETURNING id, shop_id, conversation_id, reply_to, text, by_person, idempotency_key, attempts";
+
+/// The SQLite form of [`RECLAIM_SEND_PG`].
+pub const RECLAIM_SEND_SQLITE: &str = "UPDATE sends SET claimed_at = $1
+ WHERE id = (SELECT id FROM sends WHERE status = 'sending' AND claimed_at < $2 ORDER BY id LIMIT 1)
  RETURNING id, shop_id, conversation_id, reply_to, text, by_person, idempotency_key, attempts";
