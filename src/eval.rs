@@ -35,6 +35,28 @@ pub struct CorpusError {
     pub problem: String,
 }
 
+/// The `(line number, label, text)` of every labelled line of a TSV file; `#` comments and
+/// blank lines are skipped. `shape` names the expected form in errors.
+fn tsv_lines<'a>(
+    src: &'a str,
+    shape: &'a str,
+) -> impl Iterator<Item = Result<(usize, &'a str, &'a str), CorpusError>> + 'a {
+    src.lines().enumerate().filter_map(move |(i, raw)| {
+        let line = i + 1;
+        let l = raw.trim_end_matches('\r');
+        if l.trim().is_empty() || l.starts_with('#') {
+            return None;
+        }
+        let Some((label, text)) = l.split_once('\t') else {
+            return Some(Err(CorpusError { line, problem: format!("expected `{shape}`: no tab found") }));
+        };
+        if text.trim().is_empty() {
+            return Some(Err(CorpusError { line, problem: "empty text".into() }));
+        }
+        Some(Ok((line, label, text)))
+    })
+}
+
 /// Parses a corpus: `labels<TAB>text` per line, `a|b` for several intents, `other` for none,
 /// `#` comments and blank lines ignored.
 ///
@@ -42,18 +64,8 @@ pub struct CorpusError {
 /// A line without a tab, an empty text, or an unknown label.
 pub fn parse_corpus(src: &str) -> Result<Vec<Sample>, CorpusError> {
     let mut out = Vec::new();
-    for (i, raw) in src.lines().enumerate() {
-        let line = i + 1;
-        let l = raw.trim_end_matches('\r');
-        if l.trim().is_empty() || l.starts_with('#') {
-            continue;
-        }
-        let Some((labels, text)) = l.split_once('\t') else {
-            return Err(CorpusError { line, problem: "expected `intent<TAB>text`: no tab found".into() });
-        };
-        if text.trim().is_empty() {
-            return Err(CorpusError { line, problem: "empty message text".into() });
-        }
+    for item in tsv_lines(src, "intent<TAB>text") {
+        let (line, labels, text) = item?;
         let mut gold = Vec::new();
         for label in labels.split('|').map(str::trim) {
             if label == OTHER {
@@ -334,15 +346,8 @@ pub struct ReplySample {
 /// A line without a tab, an empty text or a label other than `argue` / `ok`.
 pub fn parse_replies(src: &str) -> Result<Vec<ReplySample>, CorpusError> {
     let mut out = Vec::new();
-    for (i, raw) in src.lines().enumerate() {
-        let line = i + 1;
-        let l = raw.trim_end_matches('\r');
-        if l.trim().is_empty() || l.starts_with('#') {
-            continue;
-        }
-        let Some((label, text)) = l.split_once('\t') else {
-            return Err(CorpusError { line, problem: "expected `argue|ok<TAB>text`: no tab found".into() });
-        };
+    for item in tsv_lines(src, "argue|ok<TAB>text") {
+        let (line, label, text) = item?;
         let argue = match label.trim() {
             "argue" => true,
             "ok" => false,
@@ -350,9 +355,6 @@ pub fn parse_replies(src: &str) -> Result<Vec<ReplySample>, CorpusError> {
                 return Err(CorpusError { line, problem: format!("unknown label `{other}`; use `argue` or `ok`") });
             }
         };
-        if text.trim().is_empty() {
-            return Err(CorpusError { line, problem: "empty reply text".into() });
-        }
         out.push(ReplySample { line, argue, text: text.to_owned() });
     }
     Ok(out)

@@ -89,7 +89,7 @@ pub struct Protected {
 #[serde(deny_unknown_fields)]
 struct GuardFile {
     argue: Vec<RuleFile>,
-    refusal: Vec<RefusalFile>,
+    refusal: Vec<RuleFile>,
     allow: AllowFile,
     leak: LeakFile,
     promise: PromiseFile,
@@ -101,20 +101,10 @@ struct RuleFile {
     kind: String,
     message: String,
     suggestion: String,
+    /// `always` (the default for `[[argue]]`), or `when_return_qualifies`; required for
+    /// `[[refusal]]`.
     #[serde(default)]
-    phrases: Vec<String>,
-    #[serde(default)]
-    regexes: Vec<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RefusalFile {
-    kind: String,
-    message: String,
-    suggestion: String,
-    /// `always`, or `when_return_qualifies`.
-    applies: String,
+    applies: Option<String>,
     #[serde(default)]
     phrases: Vec<String>,
     #[serde(default)]
@@ -228,6 +218,9 @@ impl Guard {
             Ok(())
         };
         for (i, r) in file.argue.iter().enumerate() {
+            if r.applies.as_deref().is_some_and(|a| a != "always") {
+                return Err(err(&format!("argue[{i}].applies"), "arguing is never allowed: only `always`".into()));
+            }
             let rule = Rule {
                 rule: format!("argue.{}", r.kind),
                 message: r.message.clone(),
@@ -237,13 +230,13 @@ impl Guard {
             add(rule, &r.phrases, &r.regexes, format!("argue[{i}]"))?;
         }
         for (i, r) in file.refusal.iter().enumerate() {
-            let applies = match r.applies.as_str() {
+            let applies = match r.applies.as_deref().unwrap_or("") {
                 "always" => Applies::Always,
                 "when_return_qualifies" => Applies::WhenReturnQualifies,
                 other => {
                     return Err(err(
                         &format!("refusal[{i}].applies"),
-                        format!("`{other}`: expected `always` or `when_return_qualifies`"),
+                        format!("`{other}`: expected `always` or `when_return_qualifies` (required for a refusal)"),
                     ));
                 }
             };
