@@ -165,31 +165,95 @@ async fn processor(s: Arc<Shared>, n: usize) {
     }
 }
 
-/// Claims and processes one inbox message. Returns whether there was one.
+/// Messages claimed and committed together: one transaction per batch (group commit).
+pub const BATCH: i64 = 32;
+
+/// What one processed message needs after its batch commits.
+struct Done {
+    route: String,
+    blocked: bool,
+    auto: bool,
+    started: std::time::Instant,
+}
+
+/// Claims up to [`BATCH`] inbox messages (at most one per conversation), drafts each, and
+/// commits all their effects in one transaction. Returns whether there was any.
 ///
 /// # Errors
-/// Store failures (the message then stays claimed until the lease runs out, and is retried).
+/// Store failures (the messages then stay claimed until the lease runs out, and are retried).
 pub async fn process_one(s: &Shared, me: &str) -> Result<bool, store::StoreError> {
     let now = now_ms();
     let pg = s.store.is_postgres();
-    let args = [Arg::T(me.to_owned()), Arg::I(now), Arg::I(now - LEASE_MS)];
+    let args = [Arg::T(me.to_owned()), Arg::I(now), Arg::I(now - LEASE_MS), Arg::I(BATCH)];
     let cols = [Col::I("seq"), Col::T("payload"), Col::T("shop_id")];
     let mut rows = s.store.rows(if pg { CLAIM_INBOX_PG } else { CLAIM_INBOX_SQLITE }, &args, &cols).await?;
     if rows.is_empty() {
         rows = s.store.rows(if pg { RECLAIM_INBOX_PG } else { RECLAIM_INBOX_SQLITE }, &args, &cols).await?;
     }
-    let Some(row) = rows.into_iter().next() else { return Ok(false) };
-    let (seq, payload, shop) = (row[0].i(), row[1].t(), row[2].t());
+    if rows.is_empty() {
+        return Ok(false);
+    }
+    rows.sort_by_key(|r| r[0].i());
+    let mut batch: Vec<(Vec<Stmt>, Option<Done>)> = Vec::with_capacity(rows.len());
+    for row in rows {
+        batch.push(plan_message(s, row[0].i(), &row[1].t(), &row[2].t(), now).await?);
+    }
+    let all: Vec<Stmt> = batch.iter().flat_map(|(st, _)| st.iter().cloned()).collect();
+    let committed: Vec<bool> = match s.store.apply(&all).await {
+        Ok(_) => vec![true; batch.len()],
+        // Someone else finished one of these first (its lease ran out while we worked): commit
+        // message by message; the unique draft per inbox row refuses the duplicate.
+        Err(store::StoreError::Db(sqlx::Error::Database(e))) if e.is_unique_violation() => {
+            let mut ok = Vec::with_capacity(batch.len());
+            for (st, _) in &batch {
+                ok.push(match s.store.apply(st).await {
+                    Ok(_) => true,
+                    Err(store::StoreError::Db(sqlx::Error::Database(e))) if e.is_unique_violation() => {
+                        tracing::info!("message already processed elsewhere");
+                        false
+                    }
+                    Err(e) => return Err(e),
+                });
+            }
+            ok
+        }
+        Err(e) => return Err(e),
+    };
+    let mut any_auto = false;
+    for ((_, done), ok) in batch.into_iter().zip(committed) {
+        let Some(d) = done.filter(|_| ok) else { continue };
+        metrics::counter!("shouhou_drafts_total", "route" => d.route).increment(1);
+        if d.blocked {
+            metrics::counter!("shouhou_guard_blocks_total").increment(1);
+        }
+        metrics::histogram!("shouhou_process_seconds").record(d.started.elapsed().as_secs_f64());
+        any_auto |= d.auto;
+    }
+    if any_auto {
+        s.new_send.notify_waiters();
+    }
+    Ok(true)
+}
+
+/// Drafts one claimed message and returns the statements that record all its effects.
+async fn plan_message(
+    s: &Shared,
+    seq: i64,
+    payload: &str,
+    shop: &str,
+    now: i64,
+) -> Result<(Vec<Stmt>, Option<Done>), store::StoreError> {
+    let shop = shop.to_owned();
     let started = std::time::Instant::now();
-    let event = match InboundEvent::parse(&payload) {
+    let event = match InboundEvent::parse(payload) {
         Ok(e) => e,
         Err(e) => {
             // Validated at intake; a row that no longer parses is parked, not retried forever.
             tracing::error!(seq, error = %e, "stored event no longer parses; parked");
-            s.store
-                .apply(&[Stmt { sql: "UPDATE inbox SET status = 'invalid' WHERE seq = $1", args: vec![Arg::I(seq)] }])
-                .await?;
-            return Ok(true);
+            return Ok((
+                vec![Stmt { sql: "UPDATE inbox SET status = 'invalid' WHERE seq = $1", args: vec![Arg::I(seq)] }],
+                None,
+            ));
         }
     };
     let conv = s
@@ -271,25 +335,8 @@ pub async fn process_one(s: &Shared, me: &str) -> Result<bool, store::StoreError
         }
     }
     stmts.push(Stmt { sql: "UPDATE inbox SET status = 'done' WHERE seq = $1", args: vec![Arg::I(seq)] });
-    match s.store.apply(&stmts).await {
-        Ok(_) => {}
-        // Someone else finished this message first (its lease ran out while we worked):
-        // the unique draft per inbox row refuses the second; nothing is duplicated.
-        Err(store::StoreError::Db(sqlx::Error::Database(e))) if e.is_unique_violation() => {
-            tracing::info!(seq, "message already processed elsewhere");
-            return Ok(true);
-        }
-        Err(e) => return Err(e),
-    }
-    metrics::counter!("shouhou_drafts_total", "route" => route).increment(1);
-    if verdict != "pass" {
-        metrics::counter!("shouhou_guard_blocks_total").increment(1);
-    }
-    metrics::histogram!("shouhou_process_seconds").record(started.elapsed().as_secs_f64());
-    if draft.route == Route::Auto {
-        s.new_send.notify_one();
-    }
-    Ok(true)
+    let auto = draft.route == Route::Auto;
+    Ok((stmts, Some(Done { route, blocked: verdict != "pass", auto, started })))
 }
 
 /// An audit row: who did what, when, with the guard's verdict. Never updated or deleted.

@@ -169,6 +169,14 @@ impl Store {
     /// Any statement failing (then nothing is applied).
     pub async fn apply(&self, stmts: &[Stmt]) -> Result<Vec<u64>, StoreError> {
         let mut counts = Vec::with_capacity(stmts.len());
+        // One statement is atomic on its own: skip BEGIN/COMMIT, two round trips saved.
+        if let [s] = stmts {
+            let n = match self {
+                Self::Sqlite(p) => bind_all!(sqlx::query(s.sql), &s.args).execute(p).await?.rows_affected(),
+                Self::Postgres(p) => bind_all!(sqlx::query(s.sql), &s.args).execute(p).await?.rows_affected(),
+            };
+            return Ok(vec![n]);
+        }
         match self {
             Self::Sqlite(p) => {
                 let mut tx = p.begin().await?;
