@@ -119,7 +119,27 @@ async fn send_one(s: &Shared, gap: Duration) -> Result<bool, super::store::Store
     if rows.is_empty() {
         rows = s.store.rows(if pg { RECLAIM_SEND_PG } else { RECLAIM_SEND_SQLITE }, &args, &cols).await?;
     }
-    let Some(r) = rows.into_iter().next() else { return Ok(false) };
+    if rows.is_empty() {
+        return Ok(false);
+    }
+    rows.sort_by_key(|r| r[0].i());
+    // Post each claimed send, then record every outcome in one write.
+    let mut stmts = Vec::with_capacity(rows.len() * 2);
+    for r in &rows {
+        stmts.extend(deliver(s, r, gap, now).await?);
+    }
+    s.store.apply(&stmts).await?;
+    Ok(true)
+}
+
+/// Posts one claimed send (unless a person owns its conversation) and returns the statements
+/// that record the outcome.
+async fn deliver(
+    s: &Shared,
+    r: &[super::store::Val],
+    gap: Duration,
+    now: i64,
+) -> Result<Vec<Stmt>, super::store::StoreError> {
     let (id, shop, conv, reply_to, text, by_person, key, attempts) =
         (r[0].i(), r[1].t(), r[2].t(), r[3].t(), r[4].t(), r[5].i() != 0, r[6].t(), r[7].i());
 
@@ -133,22 +153,19 @@ async fn send_one(s: &Shared, gap: Duration) -> Result<bool, super::store::Store
             )
             .await?;
         if owner.first().is_some_and(|o| o[0].t() != "bot") {
-            s.store
-                .apply(&[
-                    Stmt { sql: "UPDATE sends SET status = 'held' WHERE id = $1", args: vec![Arg::I(id)] },
-                    audit_stmt(
-                        now,
-                        "bot",
-                        "send_held",
-                        &shop,
-                        &conv,
-                        None,
-                        None,
-                        json!({"send_id": id, "why": "a person owns the conversation"}),
-                    ),
-                ])
-                .await?;
-            return Ok(true);
+            return Ok(vec![
+                Stmt { sql: "UPDATE sends SET status = 'held' WHERE id = $1", args: vec![Arg::I(id)] },
+                audit_stmt(
+                    now,
+                    "bot",
+                    "send_held",
+                    &shop,
+                    &conv,
+                    None,
+                    None,
+                    json!({"send_id": id, "why": "a person owns the conversation"}),
+                ),
+            ]);
         }
     }
 
@@ -203,8 +220,7 @@ async fn send_one(s: &Shared, gap: Duration) -> Result<bool, super::store::Store
             ]
         }
     };
-    s.store.apply(&stmts).await?;
-    Ok(true)
+    Ok(stmts)
 }
 
 /// One POST to the platform.

@@ -14,6 +14,21 @@ use sqlx::{
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous},
 };
 
+macro_rules! bind_all {
+    ($q:expr, $args:expr) => {{
+        let mut q = $q;
+        for a in $args {
+            q = match a {
+                Arg::I(v) => q.bind(*v),
+                Arg::T(v) => q.bind(v.clone()),
+                Arg::N(v) => q.bind(v.clone()),
+                Arg::NI(v) => q.bind(*v),
+            };
+        }
+        q
+    }};
+}
+
 /// Connections to an SQLite database.
 const SQLITE_CONNECTIONS: u32 = 4;
 
@@ -94,25 +109,130 @@ pub enum Col {
 /// The store.
 #[derive(Clone, Debug)]
 pub enum Store {
-    /// Embedded SQLite.
-    Sqlite(SqlitePool),
+    /// Embedded SQLite: a pool for reads, and one writer task that owns the write connection.
+    Sqlite(SqlitePool, tokio::sync::mpsc::Sender<Write>),
     /// PostgreSQL.
     Postgres(PgPool),
 }
 
-macro_rules! bind_all {
-    ($q:expr, $args:expr) => {{
-        let mut q = $q;
-        for a in $args {
-            q = match a {
-                Arg::I(v) => q.bind(*v),
-                Arg::T(v) => q.bind(v.clone()),
-                Arg::N(v) => q.bind(v.clone()),
-                Arg::NI(v) => q.bind(*v),
-            };
+/// A write for the SQLite writer task, with where to send its result.
+#[derive(Debug)]
+pub enum Write {
+    /// Statements applied atomically.
+    Apply(Vec<Stmt>, tokio::sync::oneshot::Sender<Result<Vec<u64>, sqlx::Error>>),
+    /// A statement that writes and returns rows (`UPDATE … RETURNING`).
+    Rows(&'static str, Vec<Arg>, Vec<Col>, tokio::sync::oneshot::Sender<Result<Vec<Vec<Val>>, sqlx::Error>>),
+}
+
+/// Most writes committed in one SQLite transaction.
+const GROUP_COMMIT: usize = 256;
+
+/// SQLite allows one writer at a time. Rather than let connections queue on the file lock
+/// (SQLite's busy handler sleeps in whole milliseconds), one task owns the write connection and
+/// commits whatever writes are waiting together (group commit).
+async fn sqlite_writer(pool: SqlitePool, mut rx: tokio::sync::mpsc::Receiver<Write>) {
+    while let Some(first) = rx.recv().await {
+        let mut group = vec![first];
+        while group.len() < GROUP_COMMIT {
+            match rx.try_recv() {
+                Ok(w) => group.push(w),
+                Err(_) => break,
+            }
         }
-        q
-    }};
+        let mut conn = match pool.acquire().await {
+            Ok(c) => c,
+            Err(e) => {
+                fail_all(group, &e);
+                continue;
+            }
+        };
+        // Optimistically the whole group in one transaction; if any write fails (rare: a
+        // unique key raced), undo the group and commit each write on its own so only the
+        // failing one is refused.
+        let results = match run_group(&mut conn, &group).await {
+            Ok(r) => r,
+            Err(_) => {
+                let mut one_by_one = Vec::with_capacity(group.len());
+                for w in &group {
+                    one_by_one.push(match run_group(&mut conn, std::slice::from_ref(w)).await {
+                        Ok(mut r) => r.pop().unwrap_or(WriteResult::Counts(Vec::new())),
+                        Err(e) => WriteResult::Failed(e),
+                    });
+                }
+                one_by_one
+            }
+        };
+        for (w, r) in group.into_iter().zip(results) {
+            match (w, r) {
+                (Write::Apply(_, reply), WriteResult::Counts(c)) => {
+                    let _ = reply.send(Ok(c));
+                }
+                (Write::Rows(_, _, _, reply), WriteResult::Rows(v)) => {
+                    let _ = reply.send(Ok(v));
+                }
+                (Write::Apply(_, reply), WriteResult::Failed(e)) => {
+                    let _ = reply.send(Err(e));
+                }
+                (Write::Rows(_, _, _, reply), WriteResult::Failed(e)) => {
+                    let _ = reply.send(Err(e));
+                }
+                (Write::Apply(_, reply), WriteResult::Rows(_)) => {
+                    let _ = reply.send(Err(sqlx::Error::Protocol("writer mixed up results".into())));
+                }
+                (Write::Rows(_, _, _, reply), WriteResult::Counts(_)) => {
+                    let _ = reply.send(Err(sqlx::Error::Protocol("writer mixed up results".into())));
+                }
+            }
+        }
+    }
+}
+
+/// Runs writes in one transaction; commits only if all succeed.
+async fn run_group(conn: &mut sqlx::SqliteConnection, group: &[Write]) -> Result<Vec<WriteResult>, sqlx::Error> {
+    use sqlx::Connection;
+    let mut tx = conn.begin().await?;
+    let mut out = Vec::with_capacity(group.len());
+    for w in group {
+        out.push(match w {
+            Write::Apply(stmts, _) => {
+                let mut counts = Vec::with_capacity(stmts.len());
+                for s in stmts {
+                    counts.push(bind_all!(sqlx::query(s.sql), &s.args).execute(&mut *tx).await?.rows_affected());
+                }
+                WriteResult::Counts(counts)
+            }
+            Write::Rows(sql, args, cols, _) => {
+                let rows = bind_all!(sqlx::query(*sql), args).fetch_all(&mut *tx).await?;
+                WriteResult::Rows(rows.iter().map(|r| read_row(r, cols)).collect::<Result<_, _>>()?)
+            }
+        });
+    }
+    tx.commit().await?;
+    Ok(out)
+}
+
+enum WriteResult {
+    Counts(Vec<u64>),
+    Rows(Vec<Vec<Val>>),
+    Failed(sqlx::Error),
+}
+
+fn fail_all(group: Vec<Write>, e: &sqlx::Error) {
+    for w in group {
+        let err = sqlx::Error::Protocol(format!("write not committed: {e}"));
+        match w {
+            Write::Apply(_, reply) => {
+                let _ = reply.send(Err(err));
+            }
+            Write::Rows(_, _, _, reply) => {
+                let _ = reply.send(Err(err));
+            }
+        }
+    }
+}
+
+fn writer_gone() -> StoreError {
+    StoreError::Db(sqlx::Error::Protocol("the SQLite writer has stopped".into()))
 }
 
 fn read_row<R: Row>(row: &R, cols: &[Col]) -> Result<Vec<Val>, sqlx::Error>
@@ -144,9 +264,12 @@ impl Store {
             // SQLite has one writer at a time; several connections still overlap the round trips
             // to sqlx's per-connection threads. Every write transaction starts with its write,
             // so waiting for the lock is handled by busy_timeout.
-            let pool = SqlitePoolOptions::new().max_connections(SQLITE_CONNECTIONS).connect_with(opts).await?;
-            sqlx::migrate!("migrations/sqlite").run(&pool).await?;
-            return Ok(Self::Sqlite(pool));
+            let write = SqlitePoolOptions::new().max_connections(1).connect_with(opts.clone()).await?;
+            sqlx::migrate!("migrations/sqlite").run(&write).await?;
+            let read = SqlitePoolOptions::new().max_connections(SQLITE_CONNECTIONS).connect_with(opts).await?;
+            let (tx, rx) = tokio::sync::mpsc::channel(4096);
+            tokio::spawn(sqlite_writer(write, rx));
+            return Ok(Self::Sqlite(read, tx));
         }
         if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let pool =
@@ -168,32 +291,27 @@ impl Store {
     /// # Errors
     /// Any statement failing (then nothing is applied).
     pub async fn apply(&self, stmts: &[Stmt]) -> Result<Vec<u64>, StoreError> {
-        let mut counts = Vec::with_capacity(stmts.len());
-        // One statement is atomic on its own: skip BEGIN/COMMIT, two round trips saved.
-        if let [s] = stmts {
-            let n = match self {
-                Self::Sqlite(p) => bind_all!(sqlx::query(s.sql), &s.args).execute(p).await?.rows_affected(),
-                Self::Postgres(p) => bind_all!(sqlx::query(s.sql), &s.args).execute(p).await?.rows_affected(),
-            };
-            return Ok(vec![n]);
-        }
         match self {
-            Self::Sqlite(p) => {
-                let mut tx = p.begin().await?;
-                for s in stmts {
-                    counts.push(bind_all!(sqlx::query(s.sql), &s.args).execute(&mut *tx).await?.rows_affected());
-                }
-                tx.commit().await?;
+            Self::Sqlite(_, writer) => {
+                let (reply, rx) = tokio::sync::oneshot::channel();
+                writer.send(Write::Apply(stmts.to_vec(), reply)).await.map_err(|_| writer_gone())?;
+                Ok(rx.await.map_err(|_| writer_gone())??)
             }
             Self::Postgres(p) => {
+                let mut counts = Vec::with_capacity(stmts.len());
+                // One statement is atomic on its own: skip BEGIN/COMMIT, two round trips saved.
+                if let [s] = stmts {
+                    counts.push(bind_all!(sqlx::query(s.sql), &s.args).execute(p).await?.rows_affected());
+                    return Ok(counts);
+                }
                 let mut tx = p.begin().await?;
                 for s in stmts {
                     counts.push(bind_all!(sqlx::query(s.sql), &s.args).execute(&mut *tx).await?.rows_affected());
                 }
                 tx.commit().await?;
+                Ok(counts)
             }
         }
-        Ok(counts)
     }
 
     /// Runs one query and reads `cols` of every row.
@@ -202,7 +320,13 @@ impl Store {
     /// The query failing.
     pub async fn rows(&self, sql: &'static str, args: &[Arg], cols: &[Col]) -> Result<Vec<Vec<Val>>, StoreError> {
         Ok(match self {
-            Self::Sqlite(p) => {
+            // Statements that write (claims: `UPDATE … RETURNING`) go through the writer.
+            Self::Sqlite(_, writer) if !sql.trim_start().starts_with("SELECT") => {
+                let (reply, rx) = tokio::sync::oneshot::channel();
+                writer.send(Write::Rows(sql, args.to_vec(), cols.to_vec(), reply)).await.map_err(|_| writer_gone())?;
+                rx.await.map_err(|_| writer_gone())??
+            }
+            Self::Sqlite(p, _) => {
                 let rows = bind_all!(sqlx::query(sql), args).fetch_all(p).await?;
                 rows.iter().map(|r| read_row(r, cols)).collect::<Result<_, _>>()?
             }
@@ -254,18 +378,18 @@ pub const RECLAIM_INBOX_SQLITE: &str = "UPDATE inbox SET claimed_by = $1, claime
  WHERE seq = (SELECT seq FROM inbox WHERE status = 'processing' AND claimed_at < $3 ORDER BY seq LIMIT 1)
  RETURNING seq, payload, shop_id";
 
-/// Claims the next send that is due.
+/// Claims up to 32 sends that are due.
 pub const CLAIM_SEND_PG: &str = "UPDATE sends SET status = 'sending', claimed_at = $1
- WHERE id = (
+ WHERE id IN (
    SELECT id FROM sends WHERE status = 'pending' AND next_at <= $1 AND $2 = $2
-    ORDER BY next_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)
+    ORDER BY next_at, id LIMIT 32 FOR UPDATE SKIP LOCKED)
  RETURNING id, shop_id, conversation_id, reply_to, text, by_person, idempotency_key, attempts";
 
 /// The SQLite form of [`CLAIM_SEND_PG`].
 pub const CLAIM_SEND_SQLITE: &str = "UPDATE sends SET status = 'sending', claimed_at = $1
- WHERE id = (
+ WHERE id IN (
    SELECT id FROM sends WHERE status = 'pending' AND next_at <= $1 AND $2 = $2
-    ORDER BY next_at, id LIMIT 1)
+    ORDER BY next_at, id LIMIT 32)
  RETURNING id, shop_id, conversation_id, reply_to, text, by_person, idempotency_key, attempts";
 
 /// Takes over a send whose sender died (claimed longer ago than `$2`).
