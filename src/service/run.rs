@@ -229,10 +229,12 @@ pub async fn demo(assistant: Arc<Assistant>, conversations: &Path, keep_running:
         by_route.get("escalate").unwrap_or(&0),
         received.load(std::sync::atomic::Ordering::SeqCst)
     );
-    println!("Review queue: curl -H 'Authorization: Bearer {DEMO_TOKEN}' {base}/v1/queue");
     if keep_running {
+        println!("Review queue: curl -H 'Authorization: Bearer {DEMO_TOKEN}' {base}/v1/queue");
         println!("Running until Ctrl-C.");
         shutdown_signal().await;
+    } else {
+        println!("Add --keep-running to keep the service up and browse the review queue through the API.");
     }
     running.stop().await;
     let _ = std::fs::remove_file(&db);
