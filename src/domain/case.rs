@@ -555,6 +555,7 @@ fn flow(intent: &str, input: &Input<'_>, case: &Case) -> Part {
                     reasons.push(format!("reported {d} days after signing (limit {})", s.rotten_late_days));
                 }
                 p.actions.push(Action::Escalate { reasons });
+                p.actions.push(promise(input, "callback", sla.callback_hours));
                 return p;
             }
             let mut p = Part::new("rotten_food.offer", Group::Exceptions, Stage::Offer);
@@ -696,7 +697,9 @@ fn flow(intent: &str, input: &Input<'_>, case: &Case) -> Part {
         "shipping_urge" => {
             faq_part("shipping_urge.answer", Group::Reception, Some(promise(input, "ship", sla.ship_hours)))
         }
-        "refund_progress" => faq_part("refund_progress.answer", Group::ReturnsRefunds, None),
+        "refund_progress" => {
+            faq_part("refund_progress.answer", Group::ReturnsRefunds, Some(promise(input, "refund", sla.refund_hours)))
+        }
         "return_howto" => faq_part("return_howto.answer", Group::ReturnsRefunds, None),
         "invoice" => faq_part("invoice.answer", Group::Reception, Some(promise(input, "invoice", sla.invoice_hours))),
         "greeting" => faq_part("greeting.reply", Group::Reception, None),
@@ -722,6 +725,7 @@ fn flow(intent: &str, input: &Input<'_>, case: &Case) -> Part {
             let mut p = Part::new("human_agent.handoff", Group::Reception, Stage::Record);
             p.route = Route::Escalate;
             p.actions.push(Action::Escalate { reasons: vec!["buyer asks for a person".into()] });
+            p.actions.push(promise(input, "callback", sla.callback_hours));
             p
         }
     }
