@@ -378,18 +378,23 @@ pub const RECLAIM_INBOX_SQLITE: &str = "UPDATE inbox SET claimed_by = $1, claime
  WHERE seq = (SELECT seq FROM inbox WHERE status = 'processing' AND claimed_at < $3 ORDER BY seq LIMIT 1)
  RETURNING seq, payload, shop_id";
 
-/// Claims up to 32 sends that are due.
+/// Claims up to 32 sends that are due, never one with an earlier unsent send in its
+/// conversation (replies arrive in order).
 pub const CLAIM_SEND_PG: &str = "UPDATE sends SET status = 'sending', claimed_at = $1
  WHERE id IN (
-   SELECT id FROM sends WHERE status = 'pending' AND next_at <= $1 AND $2 = $2
-    ORDER BY next_at, id LIMIT 32 FOR UPDATE SKIP LOCKED)
+   SELECT s.id FROM sends s WHERE s.status = 'pending' AND s.next_at <= $1 AND $2 = $2
+      AND NOT EXISTS (SELECT 1 FROM sends t WHERE t.shop_id = s.shop_id AND t.conversation_id = s.conversation_id
+                       AND t.id < s.id AND t.status IN ('pending', 'sending'))
+    ORDER BY s.next_at, s.id LIMIT 32 FOR UPDATE SKIP LOCKED)
  RETURNING id, shop_id, conversation_id, reply_to, text, by_person, idempotency_key, attempts";
 
 /// The SQLite form of [`CLAIM_SEND_PG`].
 pub const CLAIM_SEND_SQLITE: &str = "UPDATE sends SET status = 'sending', claimed_at = $1
  WHERE id IN (
-   SELECT id FROM sends WHERE status = 'pending' AND next_at <= $1 AND $2 = $2
-    ORDER BY next_at, id LIMIT 32)
+   SELECT s.id FROM sends s WHERE s.status = 'pending' AND s.next_at <= $1 AND $2 = $2
+      AND NOT EXISTS (SELECT 1 FROM sends t WHERE t.shop_id = s.shop_id AND t.conversation_id = s.conversation_id
+                       AND t.id < s.id AND t.status IN ('pending', 'sending'))
+    ORDER BY s.next_at, s.id LIMIT 32)
  RETURNING id, shop_id, conversation_id, reply_to, text, by_person, idempotency_key, attempts";
 
 /// Takes over a send whose sender died (claimed longer ago than `$2`).
