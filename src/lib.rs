@@ -1,4 +1,4 @@
-//! shouhou (售后): an after-sales assistant for Chinese e-commerce shops.
+//! shouhou ("after-sales"): an after-sales assistant for Chinese e-commerce shops.
 //!
 //! Module map:
 //! - [`domain`]: the pure core: normalizer, intent catalog, classifier, entities;

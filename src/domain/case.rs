@@ -1,6 +1,6 @@
 //! Case logic: the seeds' flows, one case per conversation and order.
 //!
-//! A case moves through 安抚 → 核实 → 方案 → 协商 → 解决 → 登记 (seed 001): soothe, verify,
+//! A case moves through seed 001's six steps: soothe, verify,
 //! offer, negotiate, resolve, record. [`plan`] takes the case as it stands, the analysed
 //! message and the time, and returns what to say (template steps), what to do (actions) and
 //! the case after this message. Pure: no I/O, the time is an argument.
@@ -18,18 +18,18 @@ use crate::config::Settings;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Stage {
-    /// 安抚: the first answer.
+    /// Soothe: the first answer.
     #[default]
     Soothe,
-    /// 核实: waiting for evidence or details.
+    /// Verify: waiting for evidence or details.
     Verify,
-    /// 方案: a solution offered.
+    /// Offer: a solution offered.
     Offer,
-    /// 协商: the buyer turned an offer down; the next one is on the table.
+    /// Negotiate: the buyer turned an offer down; the next one is on the table.
     Negotiate,
-    /// 解决: agreed or answered.
+    /// Resolve: agreed or answered.
     Resolve,
-    /// 登记: handed to a person or closed for the record.
+    /// Record: handed to a person or closed for the record.
     Record,
 }
 
@@ -37,12 +37,12 @@ pub enum Stage {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Group {
-    /// 接待组: FAQs and first contact.
+    /// Reception group: FAQs and first contact.
     #[default]
     Reception,
-    /// 退货退款组: returns and refunds.
+    /// Returns/refunds group.
     ReturnsRefunds,
-    /// 异常问题组: wrong/missing items, disputes, logistics exceptions.
+    /// Exceptions group: wrong/missing items, disputes, logistics exceptions.
     Exceptions,
 }
 
@@ -240,7 +240,7 @@ impl Dialogue {
     }
 
     /// Reads the signals of a normalized message. A refusal wins over an acceptance it
-    /// contains ("不可以" holds "可以").
+    /// contains (a negated "may" holds the plain "may").
     #[must_use]
     pub fn signals(&self, normalized: &str) -> Signals {
         let mut s = Signals::default();
@@ -289,7 +289,7 @@ const ESCALATING: [&str; 2] = ["complaint", "human_agent"];
 const NOTED: &str = "common.noted";
 
 /// Intents that continue a case's flow instead of starting their own when they come after it
-/// ("不行，我不喜欢这个黑色" after a wrong-item offer is a refusal, not a no-reason return).
+/// ("no, I don't like this colour" after a wrong-item offer is a refusal, not a no-reason return).
 const SOFT: [&str; 3] = ["no_reason_return", "greeting", "return_howto"];
 
 /// Every `intent.step` the case logic can ask the templates for.
@@ -463,7 +463,7 @@ pub fn plan(input: &Input<'_>) -> Plan {
             }
         }
     }
-    // The same step again with nothing new (more photos, "好的，尽快"): acknowledge instead of
+    // The same step again with nothing new (more photos, "ok, be quick"): acknowledge instead of
     // repeating the whole answer, and make no promise twice.
     if steps.len() == 1 && input.case.last_step.as_deref() == Some(steps[0].as_str()) && route != Route::Escalate {
         steps = vec![NOTED.to_owned()];
@@ -488,7 +488,7 @@ fn vars(input: &Input<'_>) -> PlanVars {
 }
 
 /// Days between signing and the message, from the order or from what the buyer says
-/// ("签收一周了").
+/// ("signed for a week ago").
 fn days_since_signed(input: &Input<'_>) -> Option<i64> {
     if let Some(signed) = input.event.order.as_ref().and_then(|o| o.signed_at) {
         let d = input.now.duration_since(signed);

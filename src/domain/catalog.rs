@@ -86,9 +86,9 @@ impl From<NormalizeError> for LoadError {
 pub enum Role {
     /// Evidence for the intent, with the index of its cue group.
     Cue(u16),
-    /// Voids the intent's evidence it overlaps ("没有坏").
+    /// Voids the intent's evidence it overlaps ("not spoiled").
     Negation,
-    /// Vetoes the intent for the whole message ("不用退").
+    /// Vetoes the intent for the whole message ("no need to refund").
     Exclusion,
 }
 

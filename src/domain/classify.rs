@@ -89,7 +89,7 @@ impl Catalog {
         }
 
         // Void negated and excluded evidence, and matches nested in a longer match of the same
-        // intent (so "都臭了" and "臭了" count once).
+        // intent (so a phrase inside a longer phrase counts once).
         let keep: Vec<bool> = hits
             .iter()
             .enumerate()
@@ -120,7 +120,7 @@ impl Catalog {
         }
         let mut miss = [1f32; INTENT_IDS.len()];
         // Each distinct phrase or regex counts once per intent, however often it repeats
-        // ("好的好的" is one acknowledgement, not two).
+        // (an acknowledgement typed twice is one, not two).
         let mut counted: Vec<(IntentIdx, usize)> = Vec::with_capacity(hits.len());
         for (h, _) in hits.iter().zip(&keep).filter(|(_, k)| **k) {
             if counted.contains(&(h.intent, h.source)) {

@@ -25,7 +25,7 @@ pub struct Entities {
     pub amounts: Vec<Amount>,
     /// Colours, sizes, flavours and styles, with the role the text gives them.
     pub attributes: Vec<Attribute>,
-    /// How long something has taken ("三天了", "签收一周").
+    /// How long something has taken ("three days now", "a week since signing").
     pub durations: Vec<Duration>,
     /// A new address the buyer gives.
     pub new_address: Option<Address>,
@@ -226,7 +226,7 @@ impl Extractor {
             .build(file.address.cues.iter().map(|k| norm(k)))
             .map_err(|e| err("address.cues", e.to_string()))?;
         let mut duration_units: Vec<(String, f32)> = file.duration.units.iter().map(|(k, v)| (norm(k), *v)).collect();
-        // Longest unit first so "个星期" wins over "星期".
+        // Longest unit first so a unit with its measure word wins over the bare unit.
         duration_units.sort_by_key(|(k, _)| std::cmp::Reverse(k.len()));
         let mut amount_suffixes: Vec<String> = file.amount.suffixes.iter().map(|s| norm(s)).collect();
         amount_suffixes.sort_by_key(|s| std::cmp::Reverse(s.len()));
@@ -392,7 +392,7 @@ impl Extractor {
             let (a, b) = norm.original_span(s, e);
             out.attributes.push(Attribute { kind: kind.to_owned(), value: word.clone(), role, span: [a, b] });
         }
-        // Numeric sizes: "38码", "170号".
+        // Numeric sizes: a number followed by a size suffix (shoe size 38, height 170).
         let bytes = text.as_bytes();
         let mut i = 0;
         while i < bytes.len() {

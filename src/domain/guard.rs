@@ -465,7 +465,7 @@ impl Guard {
         }
     }
 
-    /// Splits an address at its markers into the parts worth protecting ("幸福路", "1号").
+    /// Splits an address at its markers into the parts worth protecting (a road name, a house number).
     fn address_parts(&self, address: &str) -> Vec<Vec<char>> {
         let mut parts = Vec::new();
         let mut cur = Vec::new();

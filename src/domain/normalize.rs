@@ -7,7 +7,7 @@
 //! 3. whitespace dropped (one space kept between two ASCII letters or digits);
 //! 4. emoji and decorative symbols dropped from the text and counted in [`Tone`];
 //! 5. clause punctuation mapped to one of `, . ! ? ~` and runs collapsed to one;
-//! 6. elongations ("快快快快点") collapsed to two characters.
+//! 6. elongations (one character typed four times) collapsed to two characters.
 //!
 //! Every output character remembers the range of original characters it came from, so
 //! evidence spans point into the buyer's own text. Normalizing twice gives the same text.
@@ -38,7 +38,7 @@ pub struct Tone {
     pub questions: u32,
     /// Emoji and pictographs, in order of appearance.
     pub emoji: Vec<String>,
-    /// Whether a character was repeated three times or more ("快快快快点").
+    /// Whether a character was repeated three times or more.
     pub elongated: bool,
     /// Whether the buyer wrote traditional characters (replies follow the buyer's script).
     pub traditional: bool,
