@@ -132,6 +132,13 @@ fn auth(s: &Shared, headers: &HeaderMap, need: Role) -> ApiResult<(String, Role)
     Ok((who, role))
 }
 
+/// The draft columns read by [`draft_json`], in [`DRAFT_COLS`] order.
+macro_rules! draft_select {
+    () => {
+        "SELECT id, shop_id, conversation_id, message_id, route, status, grp, reply, intents, actions, guard, created_at, reason, inbox_seq FROM drafts"
+    };
+}
+
 const DRAFT_COLS: [Col; 14] = [
     Col::I("id"),
     Col::T("shop_id"),
@@ -172,8 +179,8 @@ async fn queue(
     Query(q): Query<QueueQuery>,
 ) -> ApiResult<Json<Value>> {
     let (_, role) = auth(&s, &headers, Role::PartTime)?;
-    const SQL: &str = "SELECT id, shop_id, conversation_id, message_id, route, status, grp, reply, intents, actions, guard, created_at, reason, inbox_seq FROM drafts
-        WHERE status IN ('pending_review', 'escalated') ORDER BY CASE WHEN status = 'escalated' THEN 0 ELSE 1 END, created_at, id LIMIT 500";
+    const SQL: &str = concat!(draft_select!(), "
+        WHERE status IN ('pending_review', 'escalated') ORDER BY CASE WHEN status = 'escalated' THEN 0 ELSE 1 END, created_at, id LIMIT 500");
     let rows = s.store.rows(SQL, &[], &DRAFT_COLS).await?;
     let items: Vec<Value> = rows
         .iter()
@@ -191,7 +198,7 @@ async fn queue(
 }
 
 async fn load_draft(s: &Shared, id: i64) -> ApiResult<Vec<super::store::Val>> {
-    const SQL: &str = "SELECT id, shop_id, conversation_id, message_id, route, status, grp, reply, intents, actions, guard, created_at, reason, inbox_seq FROM drafts WHERE id = $1";
+    const SQL: &str = concat!(draft_select!(), " WHERE id = $1");
     s.store
         .rows(SQL, &[Arg::I(id)], &DRAFT_COLS)
         .await?

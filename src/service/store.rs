@@ -163,26 +163,7 @@ async fn sqlite_writer(pool: SqlitePool, mut rx: tokio::sync::mpsc::Receiver<Wri
             }
         };
         for (w, r) in group.into_iter().zip(results) {
-            match (w, r) {
-                (Write::Apply(_, reply), WriteResult::Counts(c)) => {
-                    let _ = reply.send(Ok(c));
-                }
-                (Write::Rows(_, _, _, reply), WriteResult::Rows(v)) => {
-                    let _ = reply.send(Ok(v));
-                }
-                (Write::Apply(_, reply), WriteResult::Failed(e)) => {
-                    let _ = reply.send(Err(e));
-                }
-                (Write::Rows(_, _, _, reply), WriteResult::Failed(e)) => {
-                    let _ = reply.send(Err(e));
-                }
-                (Write::Apply(_, reply), WriteResult::Rows(_)) => {
-                    let _ = reply.send(Err(sqlx::Error::Protocol("writer mixed up results".into())));
-                }
-                (Write::Rows(_, _, _, reply), WriteResult::Counts(_)) => {
-                    let _ = reply.send(Err(sqlx::Error::Protocol("writer mixed up results".into())));
-                }
-            }
+            w.answer(r);
         }
     }
 }
@@ -219,13 +200,28 @@ enum WriteResult {
 
 fn fail_all(group: Vec<Write>, e: &sqlx::Error) {
     for w in group {
-        let err = sqlx::Error::Protocol(format!("write not committed: {e}"));
-        match w {
+        w.answer(WriteResult::Failed(sqlx::Error::Protocol(format!("write not committed: {e}"))));
+    }
+}
+
+impl Write {
+    /// Sends the caller its result (a caller that went away is no error).
+    fn answer(self, r: WriteResult) {
+        let mixed = || sqlx::Error::Protocol("writer mixed up results".into());
+        match self {
             Write::Apply(_, reply) => {
-                let _ = reply.send(Err(err));
+                let _ = reply.send(match r {
+                    WriteResult::Counts(c) => Ok(c),
+                    WriteResult::Failed(e) => Err(e),
+                    WriteResult::Rows(_) => Err(mixed()),
+                });
             }
             Write::Rows(_, _, _, reply) => {
-                let _ = reply.send(Err(err));
+                let _ = reply.send(match r {
+                    WriteResult::Rows(v) => Ok(v),
+                    WriteResult::Failed(e) => Err(e),
+                    WriteResult::Counts(_) => Err(mixed()),
+                });
             }
         }
     }
@@ -346,63 +342,82 @@ impl Store {
     }
 }
 
-/// Claims the oldest pending inbox message whose conversation has nothing earlier unfinished
-/// (conversations in order, different conversations in parallel). `$3` is unused here; see
-/// [`RECLAIM_INBOX_PG`] for claims whose holder died.
-pub const CLAIM_INBOX_PG: &str = "UPDATE inbox SET status = 'processing', claimed_by = $1, claimed_at = $2
- WHERE seq = (
+/// The claim statements differ between the backends only in the row-lock clause: PostgreSQL
+/// instances share the work with `FOR UPDATE SKIP LOCKED`; SQLite has one writer, so it needs
+/// none. Each statement is written once and spliced with the clause for each backend.
+macro_rules! claim_inbox {
+    ($lock:literal) => {
+        concat!(
+            "UPDATE inbox SET status = 'processing', claimed_by = $1, claimed_at = $2
+ WHERE seq IN (
    SELECT i.seq FROM inbox i
     WHERE i.status = 'pending' AND $3 = $3
       AND NOT EXISTS (SELECT 1 FROM inbox j WHERE j.shop_id = i.shop_id AND j.conversation_id = i.conversation_id
                        AND j.seq < i.seq AND j.status <> 'done')
-    ORDER BY i.seq LIMIT 1 FOR UPDATE SKIP LOCKED)
- RETURNING seq, payload, shop_id";
+    ORDER BY i.seq LIMIT $4",
+            $lock,
+            ")
+ RETURNING seq, payload, shop_id"
+        )
+    };
+}
 
-/// The SQLite form of [`CLAIM_INBOX_PG`] (one writer: no row locks needed).
-pub const CLAIM_INBOX_SQLITE: &str = "UPDATE inbox SET status = 'processing', claimed_by = $1, claimed_at = $2
- WHERE seq = (
-   SELECT i.seq FROM inbox i
-    WHERE i.status = 'pending' AND $3 = $3
-      AND NOT EXISTS (SELECT 1 FROM inbox j WHERE j.shop_id = i.shop_id AND j.conversation_id = i.conversation_id
-                       AND j.seq < i.seq AND j.status <> 'done')
-    ORDER BY i.seq LIMIT 1)
- RETURNING seq, payload, shop_id";
+macro_rules! reclaim_inbox {
+    ($lock:literal) => {
+        concat!(
+            "UPDATE inbox SET claimed_by = $1, claimed_at = $2
+ WHERE seq = (SELECT seq FROM inbox WHERE status = 'processing' AND claimed_at < $3 AND $4 = $4 ORDER BY seq LIMIT 1",
+            $lock,
+            ")
+ RETURNING seq, payload, shop_id"
+        )
+    };
+}
 
-/// Takes over a claim older than the lease (`$3`): its holder died mid-message.
-pub const RECLAIM_INBOX_PG: &str = "UPDATE inbox SET claimed_by = $1, claimed_at = $2
- WHERE seq = (SELECT seq FROM inbox WHERE status = 'processing' AND claimed_at < $3 ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED)
- RETURNING seq, payload, shop_id";
+macro_rules! claim_send {
+    ($lock:literal) => {
+        concat!(
+            "UPDATE sends SET status = 'sending', claimed_at = $1
+ WHERE id IN (
+   SELECT s.id FROM sends s WHERE s.status = 'pending' AND s.next_at <= $1 AND $2 = $2
+      AND NOT EXISTS (SELECT 1 FROM sends t WHERE t.shop_id = s.shop_id AND t.conversation_id = s.conversation_id
+                       AND t.id < s.id AND t.status IN ('pending', 'sending'))
+    ORDER BY s.next_at, s.id LIMIT 32",
+            $lock,
+            ")
+ RETURNING id, shop_id, conversation_id, reply_to, text, by_person, idempotency_key, attempts"
+        )
+    };
+}
 
+macro_rules! reclaim_send {
+    ($lock:literal) => {
+        concat!(
+            "UPDATE sends SET claimed_at = $1
+ WHERE id = (SELECT id FROM sends WHERE status = 'sending' AND claimed_at < $2 ORDER BY id LIMIT 1",
+            $lock,
+            ")
+ RETURNING id, shop_id, conversation_id, reply_to, text, by_person, idempotency_key, attempts"
+        )
+    };
+}
+
+/// Claims up to `$4` of the oldest pending inbox messages whose conversations have nothing
+/// earlier unfinished (conversations in order, different conversations in parallel; so a batch
+/// holds at most one message per conversation). `$3` is unused here; see [`RECLAIM_INBOX_PG`].
+pub const CLAIM_INBOX_PG: &str = claim_inbox!(" FOR UPDATE SKIP LOCKED");
+/// The SQLite form of [`CLAIM_INBOX_PG`].
+pub const CLAIM_INBOX_SQLITE: &str = claim_inbox!("");
+/// Takes over a claim older than the lease (`$3`): its holder died mid-message. `$4` is unused.
+pub const RECLAIM_INBOX_PG: &str = reclaim_inbox!(" FOR UPDATE SKIP LOCKED");
 /// The SQLite form of [`RECLAIM_INBOX_PG`].
-pub const RECLAIM_INBOX_SQLITE: &str = "UPDATE inbox SET claimed_by = $1, claimed_at = $2
- WHERE seq = (SELECT seq FROM inbox WHERE status = 'processing' AND claimed_at < $3 ORDER BY seq LIMIT 1)
- RETURNING seq, payload, shop_id";
-
+pub const RECLAIM_INBOX_SQLITE: &str = reclaim_inbox!("");
 /// Claims up to 32 sends that are due, never one with an earlier unsent send in its
 /// conversation (replies arrive in order).
-pub const CLAIM_SEND_PG: &str = "UPDATE sends SET status = 'sending', claimed_at = $1
- WHERE id IN (
-   SELECT s.id FROM sends s WHERE s.status = 'pending' AND s.next_at <= $1 AND $2 = $2
-      AND NOT EXISTS (SELECT 1 FROM sends t WHERE t.shop_id = s.shop_id AND t.conversation_id = s.conversation_id
-                       AND t.id < s.id AND t.status IN ('pending', 'sending'))
-    ORDER BY s.next_at, s.id LIMIT 32 FOR UPDATE SKIP LOCKED)
- RETURNING id, shop_id, conversation_id, reply_to, text, by_person, idempotency_key, attempts";
-
+pub const CLAIM_SEND_PG: &str = claim_send!(" FOR UPDATE SKIP LOCKED");
 /// The SQLite form of [`CLAIM_SEND_PG`].
-pub const CLAIM_SEND_SQLITE: &str = "UPDATE sends SET status = 'sending', claimed_at = $1
- WHERE id IN (
-   SELECT s.id FROM sends s WHERE s.status = 'pending' AND s.next_at <= $1 AND $2 = $2
-      AND NOT EXISTS (SELECT 1 FROM sends t WHERE t.shop_id = s.shop_id AND t.conversation_id = s.conversation_id
-                       AND t.id < s.id AND t.status IN ('pending', 'sending'))
-    ORDER BY s.next_at, s.id LIMIT 32)
- RETURNING id, shop_id, conversation_id, reply_to, text, by_person, idempotency_key, attempts";
-
+pub const CLAIM_SEND_SQLITE: &str = claim_send!("");
 /// Takes over a send whose sender died (claimed longer ago than `$2`).
-pub const RECLAIM_SEND_PG: &str = "UPDATE sends SET claimed_at = $1
- WHERE id = (SELECT id FROM sends WHERE status = 'sending' AND claimed_at < $2 ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
- RETURNING id, shop_id, conversation_id, reply_to, text, by_person, idempotency_key, attempts";
-
+pub const RECLAIM_SEND_PG: &str = reclaim_send!(" FOR UPDATE SKIP LOCKED");
 /// The SQLite form of [`RECLAIM_SEND_PG`].
-pub const RECLAIM_SEND_SQLITE: &str = "UPDATE sends SET claimed_at = $1
- WHERE id = (SELECT id FROM sends WHERE status = 'sending' AND claimed_at < $2 ORDER BY id LIMIT 1)
- RETURNING id, shop_id, conversation_id, reply_to, text, by_person, idempotency_key, attempts";
+pub const RECLAIM_SEND_SQLITE: &str = reclaim_send!("");
