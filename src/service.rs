@@ -165,6 +165,35 @@ async fn processor(s: Arc<Shared>, n: usize) {
     }
 }
 
+/// Stores one verified inbound event in the durable inbox and wakes a processor. Returns
+/// whether it was a duplicate (a redelivered `message_id`, acknowledged and not processed again).
+/// Every intake path (webhook, websocket, adapters) acknowledges only after this returns `Ok`.
+///
+/// # Errors
+/// The store failed: the event was not stored and must not be acknowledged.
+pub async fn store_event(s: &Shared, shop: &str, event: &InboundEvent, raw: &str) -> Result<bool, store::StoreError> {
+    let counts = s
+        .store
+        .apply(&[Stmt {
+            sql: "INSERT INTO inbox (shop_id, message_id, conversation_id, payload, received_at) VALUES ($1, $2, $3, $4, $5)
+                  ON CONFLICT (shop_id, message_id) DO NOTHING",
+            args: vec![
+                Arg::T(shop.to_owned()),
+                Arg::T(event.message_id.clone()),
+                Arg::T(event.conversation_id.clone()),
+                Arg::T(raw.to_owned()),
+                Arg::I(now_ms()),
+            ],
+        }])
+        .await?;
+    let duplicate = counts[0] == 0;
+    metrics::counter!("shouhou_intake_total", "result" => if duplicate { "duplicate" } else { "stored" }).increment(1);
+    if !duplicate {
+        s.new_event.notify_one();
+    }
+    Ok(duplicate)
+}
+
 /// Messages claimed and committed together: one transaction per batch (group commit).
 pub const BATCH: i64 = 32;
 

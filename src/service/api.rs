@@ -95,25 +95,7 @@ async fn intake(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -
     if event.shop_id.as_deref().is_some_and(|id| id != shop) {
         return Err(ApiError::new(StatusCode::BAD_REQUEST, "shop_id in the body differs from `x-shouhou-shop`"));
     }
-    let counts = s
-        .store
-        .apply(&[Stmt {
-            sql: "INSERT INTO inbox (shop_id, message_id, conversation_id, payload, received_at) VALUES ($1, $2, $3, $4, $5)
-                  ON CONFLICT (shop_id, message_id) DO NOTHING",
-            args: vec![
-                Arg::T(shop.to_owned()),
-                Arg::T(event.message_id.clone()),
-                Arg::T(event.conversation_id.clone()),
-                Arg::T(text.to_owned()),
-                Arg::I(now_ms()),
-            ],
-        }])
-        .await?;
-    let duplicate = counts[0] == 0;
-    metrics::counter!("shouhou_intake_total", "result" => if duplicate { "duplicate" } else { "stored" }).increment(1);
-    if !duplicate {
-        s.new_event.notify_one();
-    }
+    let duplicate = super::store_event(&s, shop, &event, text).await?;
     Ok((StatusCode::ACCEPTED, Json(json!({"accepted": true, "duplicate": duplicate}))).into_response())
 }
 
