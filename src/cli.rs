@@ -370,6 +370,13 @@ pub fn run(cli: Cli) -> Result<u8> {
                     processors,
                     rate_per_shop,
                     max_send_attempts: 12,
+                    webhooks: crate::service::outbox::Webhooks::new(
+                        &a.settings.webhooks,
+                        &crate::service::run::parse_named_secrets(
+                            "SHOUHOU_WEBHOOK_SECRETS",
+                            &std::env::var("SHOUHOU_WEBHOOK_SECRETS").unwrap_or_default(),
+                        )?,
+                    )?,
                 };
                 let listener = tokio::net::TcpListener::bind(&listen)
                     .await

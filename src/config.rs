@@ -30,6 +30,63 @@ pub struct ConfigFile {
     pub sla: Sla,
     /// Phone-call policy.
     pub calls: CallsFile,
+    /// Consumer webhooks (optional).
+    #[serde(default)]
+    pub webhooks: WebhooksFile,
+}
+
+/// `[webhooks]`: where shouhou's own events are delivered (Standard Webhooks).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhooksFile {
+    /// Delays between attempts, e.g. `["0s", "5s", "5m"]`: the first is before the first attempt.
+    /// After the last one fails the delivery is dead-lettered. Default: the spec's schedule.
+    #[serde(default)]
+    pub retry_schedule: Option<Vec<String>>,
+    /// The endpoints.
+    #[serde(default)]
+    pub endpoints: Vec<EndpointFile>,
+}
+
+/// `[[webhooks.endpoints]]`
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointFile {
+    /// A short name (letters, digits, `-`, `_`): the key of its secrets in `SHOUHOU_WEBHOOK_SECRETS`.
+    pub name: String,
+    /// Where events are POSTed.
+    pub url: String,
+    /// Event types delivered, or `["*"]` for all.
+    #[serde(default = "all_events")]
+    pub events: Vec<String>,
+}
+
+fn all_events() -> Vec<String> {
+    vec!["*".into()]
+}
+
+/// The consumer event types (`webhooks.endpoints[].events`).
+pub const EVENT_TYPES: [&str; 7] = [
+    "message.received",
+    "draft.created",
+    "reply.sent",
+    "case.escalated",
+    "call.requested",
+    "promise.created",
+    "promise.due",
+];
+
+/// The Standard Webhooks spec's example schedule: immediately, 5 s, 5 min, 30 min, 2 h, 5 h,
+/// 10 h, 14 h, 20 h, 24 h (about 75 hours in all).
+pub const DEFAULT_RETRY_SCHEDULE: [&str; 10] = ["0s", "5s", "5m", "30m", "2h", "5h", "10h", "14h", "20h", "24h"];
+
+/// Validated `[webhooks]`.
+#[derive(Debug, Clone, Default)]
+pub struct Webhooks {
+    /// Milliseconds to wait before attempt n+1 (index 0: before the first attempt).
+    pub retry_schedule_ms: Vec<i64>,
+    /// The endpoints.
+    pub endpoints: Vec<EndpointFile>,
 }
 
 /// `[shop]`
@@ -167,6 +224,8 @@ pub struct Settings {
     pub sla: Sla,
     /// Call policy.
     pub calls: CallPolicy,
+    /// Consumer webhooks.
+    pub webhooks: Webhooks,
 }
 
 /// Roles the console and API know.
@@ -251,7 +310,9 @@ impl Settings {
                 return Err(err(&format!("sla.{k}"), "must be at least 1 hour".into()));
             }
         }
+        let webhooks = webhooks(&file.webhooks).map_err(|(k, p)| err(&k, p))?;
         Ok(Self {
+            webhooks,
             timezone,
             auto_enabled: file.routing.auto_enabled,
             auto_threshold: file.routing.auto_threshold,
@@ -272,6 +333,53 @@ impl Settings {
     pub fn bot_authority(&self) -> Authority {
         self.authority[&self.bot_role]
     }
+}
+
+fn webhooks(w: &WebhooksFile) -> Result<Webhooks, (String, String)> {
+    let schedule: Vec<String> = match &w.retry_schedule {
+        Some(s) => s.clone(),
+        None => DEFAULT_RETRY_SCHEDULE.iter().map(|s| (*s).to_owned()).collect(),
+    };
+    if schedule.is_empty() {
+        return Err(("webhooks.retry_schedule".into(), "needs at least one delay (\"0s\": at once)".into()));
+    }
+    let mut retry_schedule_ms = Vec::with_capacity(schedule.len());
+    for (i, d) in schedule.iter().enumerate() {
+        let ms = d
+            .parse::<jiff::SignedDuration>()
+            .ok()
+            .filter(|d| !d.is_negative())
+            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+            .ok_or_else(|| {
+                (format!("webhooks.retry_schedule[{i}]"), format!("`{d}` is not a duration such as \"5s\", \"30m\", \"2h\""))
+            })?;
+        retry_schedule_ms.push(ms);
+    }
+    let mut seen = std::collections::HashSet::new();
+    for (i, e) in w.endpoints.iter().enumerate() {
+        let key = |k: &str| format!("webhooks.endpoints[{i}].{k}");
+        if e.name.is_empty() || !e.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            return Err((key("name"), format!("`{}` must be letters, digits, `-` or `_`", e.name)));
+        }
+        if !seen.insert(e.name.as_str()) {
+            return Err((key("name"), format!("`{}` is used twice", e.name)));
+        }
+        if !(e.url.starts_with("http://") || e.url.starts_with("https://")) {
+            return Err((key("url"), format!("`{}` is not an http:// or https:// URL", e.url)));
+        }
+        if e.events.is_empty() {
+            return Err((key("events"), "lists no event; use [\"*\"] for all".into()));
+        }
+        for (j, ev) in e.events.iter().enumerate() {
+            if ev != "*" && !EVENT_TYPES.contains(&ev.as_str()) {
+                return Err((
+                    format!("webhooks.endpoints[{i}].events[{j}]"),
+                    format!("unknown event type `{ev}`; expected one of {} or \"*\"", EVENT_TYPES.join(", ")),
+                ));
+            }
+        }
+    }
+    Ok(Webhooks { retry_schedule_ms, endpoints: w.endpoints.clone() })
 }
 
 impl fmt::Display for Sla {

@@ -9,6 +9,7 @@
 //! All state is in the store, so instances are stateless and a crash loses nothing.
 
 pub mod api;
+pub mod outbox;
 pub mod platform;
 pub mod run;
 pub mod store;
@@ -82,6 +83,8 @@ pub struct ServiceConfig {
     pub rate_per_shop: u32,
     /// Attempts before a send is marked failed.
     pub max_send_attempts: i64,
+    /// Consumer webhook endpoints and their retry schedule.
+    pub webhooks: outbox::Webhooks,
 }
 
 /// What every handler and task shares.
@@ -98,6 +101,10 @@ pub struct Shared {
     pub new_event: Notify,
     /// Wakes senders when a send is queued.
     pub new_send: Notify,
+    /// Wakes webhook deliverers when an event is written.
+    pub new_webhook: Notify,
+    /// The HTTP client for consumer webhooks.
+    pub http: reqwest::Client,
     /// Where replies go.
     pub platform: Arc<dyn platform::Platform>,
     /// Per-shop send pacing, shared by the sender tasks.
@@ -139,6 +146,14 @@ pub fn spawn_workers(shared: &Arc<Shared>) -> tokio_util::task::TaskTracker {
         let s = shared.clone();
         tracker.spawn(async move { platform::sender(s).await });
     }
+    if !shared.cfg.webhooks.endpoints.is_empty() {
+        for _ in 0..2 {
+            let s = shared.clone();
+            tracker.spawn(async move { outbox::deliverer(s).await });
+        }
+    }
+    let s = shared.clone();
+    tracker.spawn(async move { outbox::promise_watch(s).await });
     tracker.close();
     tracker
 }
@@ -261,6 +276,9 @@ pub async fn process_one(s: &Shared, me: &str) -> Result<bool, store::StoreError
     if any_auto {
         s.new_send.notify_waiters();
     }
+    if !s.cfg.webhooks.endpoints.is_empty() {
+        s.new_webhook.notify_waiters();
+    }
     Ok(true)
 }
 
@@ -350,6 +368,7 @@ async fn plan_message(
             args: vec![Arg::I(seq), Arg::T(text.clone()), Arg::T(format!("{shop}:{}:auto", event.message_id)), Arg::I(now)],
         });
     }
+    stmts.extend(draft_events(s, now, seq, &shop, &event, &draft, &route));
     for a in &draft.actions {
         match a {
             Action::Promise { what, due_at } => stmts.push(Stmt {
@@ -366,6 +385,84 @@ async fn plan_message(
     stmts.push(Stmt { sql: "UPDATE inbox SET status = 'done' WHERE seq = $1", args: vec![Arg::I(seq)] });
     let auto = draft.route == Route::Auto;
     Ok((stmts, Some(Done { route, blocked: verdict != "pass", auto, started })))
+}
+
+/// The consumer events of one processed message, in the order they happened: the message,
+/// its draft, then the escalation, call request and promises the draft carries.
+fn draft_events(
+    s: &Shared,
+    now: i64,
+    seq: i64,
+    shop: &str,
+    event: &InboundEvent,
+    draft: &crate::domain::draft::Draft,
+    route: &str,
+) -> Vec<Stmt> {
+    let w = &s.cfg.webhooks;
+    if w.endpoints.is_empty() {
+        return Vec::new();
+    }
+    let (conv, msg) = (event.conversation_id.as_str(), event.message_id.as_str());
+    let key = |ty: &str| format!("{ty}:{shop}:{msg}");
+    let mut out = outbox::event(
+        w,
+        now,
+        "message.received",
+        shop,
+        conv,
+        &key("message.received"),
+        json!({
+            "message_id": msg,
+            "sender_account_id": event.sender.account_id,
+            "text": event.text,
+            "order_id": event.order.as_ref().and_then(|o| o.order_id.clone()),
+        }),
+    );
+    out.extend(outbox::draft_event(
+        w,
+        now,
+        "draft.created",
+        shop,
+        conv,
+        &key("draft.created"),
+        seq,
+        json!({
+            "message_id": msg,
+            "route": route,
+            "group": draft.group,
+            "intents": draft.intents,
+            "reply": draft.reply,
+            "actions": draft.actions,
+            "guard": draft.guard,
+        }),
+    ));
+    for (i, a) in draft.actions.iter().enumerate() {
+        let (ty, data) = match a {
+            Action::Escalate { reasons } => {
+                ("case.escalated", json!({"message_id": msg, "reasons": reasons, "group": draft.group}))
+            }
+            Action::CallRequest { script, next_allowed_at } => {
+                let p = &s.assistant.settings;
+                (
+                    "call.requested",
+                    json!({
+                        "message_id": msg,
+                        "script": script,
+                        "next_allowed_at": next_allowed_at,
+                        "window": p.calls.window_text(),
+                        "max_attempts": p.calls.max_attempts(),
+                        "timezone": p.shop.timezone,
+                    }),
+                )
+            }
+            Action::Promise { what, due_at } => {
+                ("promise.created", json!({"message_id": msg, "what": what, "due_at": due_at.to_string()}))
+            }
+            _ => continue,
+        };
+        out.extend(outbox::draft_event(w, now, ty, shop, conv, &format!("{}:{i}", key(ty)), seq, data));
+    }
+    out
 }
 
 /// An audit row: who did what, when, with the guard's verdict. Never updated or deleted.

@@ -129,6 +129,9 @@ async fn send_one(s: &Shared, gap: Duration) -> Result<bool, super::store::Store
         stmts.extend(deliver(s, r, gap, now).await?);
     }
     s.store.apply(&stmts).await?;
+    if !s.cfg.webhooks.endpoints.is_empty() {
+        s.new_webhook.notify_waiters();
+    }
     Ok(true)
 }
 
@@ -194,6 +197,17 @@ async fn deliver(
                     json!({"send_id": id, "attempts": attempts}),
                 ),
             ]
+            .into_iter()
+            .chain(super::outbox::event(
+                &s.cfg.webhooks,
+                now,
+                "reply.sent",
+                &shop,
+                &conv,
+                &format!("reply.sent:{key}"),
+                json!({"send_id": id, "reply_to": reply_to, "text": text, "by_person": by_person, "attempts": attempts}),
+            ))
+            .collect()
         }
         Outcome::RateLimited(wait) => {
             metrics::counter!("shouhou_send_retries_total", "reason" => "rate_limited").increment(1);
