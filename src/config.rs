@@ -351,7 +351,10 @@ fn webhooks(w: &WebhooksFile) -> Result<Webhooks, (String, String)> {
             .filter(|d| !d.is_negative())
             .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
             .ok_or_else(|| {
-                (format!("webhooks.retry_schedule[{i}]"), format!("`{d}` is not a duration such as \"5s\", \"30m\", \"2h\""))
+                (
+                    format!("webhooks.retry_schedule[{i}]"),
+                    format!("`{d}` is not a duration such as \"5s\", \"30m\", \"2h\""),
+                )
             })?;
         retry_schedule_ms.push(ms);
     }

@@ -26,7 +26,7 @@ use crate::domain::{event::InboundEvent, sign};
 pub struct ApiError(StatusCode, Value);
 
 impl ApiError {
-    fn new(status: StatusCode, msg: impl Into<String>) -> Self {
+    pub(super) fn new(status: StatusCode, msg: impl Into<String>) -> Self {
         Self(status, json!({"error": msg.into()}))
     }
 }
@@ -44,7 +44,7 @@ impl From<StoreError> for ApiError {
     }
 }
 
-type ApiResult<T> = Result<T, ApiError>;
+pub(super) type ApiResult<T> = Result<T, ApiError>;
 
 /// The routes, documented in `/openapi.json` (a test checks both agree).
 pub fn router(shared: Arc<Shared>) -> Router {
@@ -61,6 +61,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/promises", get(promises))
         .route("/v1/calls", get(calls))
         .route("/v1/audit", get(audit))
+        .route("/v1/webhooks/deliveries", get(super::outbox::deliveries))
+        .route("/v1/webhooks/deliveries/{id}/redeliver", post(super::outbox::redeliver))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
@@ -99,7 +101,7 @@ async fn intake(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -
     Ok((StatusCode::ACCEPTED, Json(json!({"accepted": true, "duplicate": duplicate}))).into_response())
 }
 
-fn auth(s: &Shared, headers: &HeaderMap, need: Role) -> ApiResult<(String, Role)> {
+pub(super) fn auth(s: &Shared, headers: &HeaderMap, need: Role) -> ApiResult<(String, Role)> {
     let token = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())

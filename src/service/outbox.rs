@@ -17,7 +17,9 @@ use serde_json::{Value, json};
 use sha2::Digest;
 
 use super::{
-    LEASE_MS, Shared, now_ms,
+    LEASE_MS, Role, Shared,
+    api::{ApiError, ApiResult, auth},
+    audit_stmt, now_ms,
     store::{Arg, Col, Stmt, StoreError},
 };
 use crate::{config, domain::sign::Secret};
@@ -65,7 +67,12 @@ impl Webhooks {
                     e.name
                 );
             };
-            endpoints.push(Endpoint { name: e.name.clone(), url: e.url.clone(), events: e.events.clone(), secrets: s.clone() });
+            endpoints.push(Endpoint {
+                name: e.name.clone(),
+                url: e.url.clone(),
+                events: e.events.clone(),
+                secrets: s.clone(),
+            });
         }
         Ok(Self { endpoints, retry_schedule_ms: cfg.retry_schedule_ms.clone() })
     }
@@ -349,7 +356,14 @@ pub async fn announce_due_promises(s: &Shared, now: i64) -> Result<usize, StoreE
             "SELECT id, draft_id, shop_id, conversation_id, what, due_at FROM promises
               WHERE status = 'open' AND due_announced = 0 AND due_at <= $1 ORDER BY due_at, id LIMIT 256",
             &[Arg::I(now)],
-            &[Col::I("id"), Col::I("draft_id"), Col::T("shop_id"), Col::T("conversation_id"), Col::T("what"), Col::I("due_at")],
+            &[
+                Col::I("id"),
+                Col::I("draft_id"),
+                Col::T("shop_id"),
+                Col::T("conversation_id"),
+                Col::T("what"),
+                Col::I("due_at"),
+            ],
         )
         .await?;
     let mut stmts = Vec::new();
@@ -388,4 +402,100 @@ pub async fn promise_watch(s: Arc<Shared>) {
             () = tokio::time::sleep(Duration::from_secs(5)) => {}
         }
     }
+}
+
+#[derive(serde::Deserialize)]
+pub(super) struct DeliveriesQuery {
+    status: Option<String>,
+    endpoint: Option<String>,
+    /// Only rows with a larger id (paging).
+    after: Option<i64>,
+    limit: Option<i64>,
+}
+
+/// `GET /v1/webhooks/deliveries`: outbox rows, oldest first (supervisor or above).
+pub(super) async fn deliveries(
+    axum::extract::State(s): axum::extract::State<Arc<Shared>>,
+    headers: axum::http::HeaderMap,
+    axum::extract::Query(q): axum::extract::Query<DeliveriesQuery>,
+) -> ApiResult<axum::Json<Value>> {
+    auth(&s, &headers, Role::Supervisor)?;
+    let rows = s
+        .store
+        .rows(
+            "SELECT id, endpoint, event_id, event_type, shop_id, conversation_id, status, attempts, next_at,
+                    COALESCE(delivered_at, 0) AS delivered_at, last_error, created_at
+               FROM outbox
+              WHERE ($1 = '' OR status = $1) AND ($2 = '' OR endpoint = $2) AND id > $3
+              ORDER BY id LIMIT $4",
+            &[
+                Arg::T(q.status.unwrap_or_default()),
+                Arg::T(q.endpoint.unwrap_or_default()),
+                Arg::I(q.after.unwrap_or(0)),
+                Arg::I(q.limit.unwrap_or(500).clamp(1, 5000)),
+            ],
+            &[
+                Col::I("id"),
+                Col::T("endpoint"),
+                Col::T("event_id"),
+                Col::T("event_type"),
+                Col::T("shop_id"),
+                Col::T("conversation_id"),
+                Col::T("status"),
+                Col::I("attempts"),
+                Col::I("next_at"),
+                Col::I("delivered_at"),
+                Col::T("last_error"),
+                Col::I("created_at"),
+            ],
+        )
+        .await?;
+    let items: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            json!({
+                "id": r[0].i(), "endpoint": r[1].t(), "event_id": r[2].t(), "type": r[3].t(),
+                "shop_id": r[4].t(), "conversation_id": r[5].t(), "status": r[6].t(), "attempts": r[7].i(),
+                "next_at": r[8].i(), "delivered_at": (r[9].i() != 0).then(|| r[9].i()),
+                "last_error": r[10].opt(), "created_at": r[11].i(),
+            })
+        })
+        .collect();
+    Ok(axum::Json(json!({"items": items})))
+}
+
+/// `POST /v1/webhooks/deliveries/{id}/redeliver`: queues a delivery again, under the same
+/// `webhook-id`, with a fresh retry schedule (supervisor or above; audited).
+pub(super) async fn redeliver(
+    axum::extract::State(s): axum::extract::State<Arc<Shared>>,
+    headers: axum::http::HeaderMap,
+    axum::extract::Path(id): axum::extract::Path<i64>,
+) -> ApiResult<axum::Json<Value>> {
+    let (who, _) = auth(&s, &headers, Role::Supervisor)?;
+    let row = s
+        .store
+        .rows(
+            "SELECT shop_id, conversation_id, status, event_id FROM outbox WHERE id = $1",
+            &[Arg::I(id)],
+            &[Col::T("shop_id"), Col::T("conversation_id"), Col::T("status"), Col::T("event_id")],
+        )
+        .await?;
+    let Some(r) = row.first() else {
+        return Err(ApiError::new(axum::http::StatusCode::NOT_FOUND, format!("no delivery {id}")));
+    };
+    if r[2].t() == "sending" {
+        return Err(ApiError::new(axum::http::StatusCode::CONFLICT, "the delivery is being attempted right now"));
+    }
+    let now = now_ms();
+    s.store
+        .apply(&[
+            Stmt {
+                sql: "UPDATE outbox SET status = 'pending', attempts = 0, next_at = $2, last_error = NULL WHERE id = $1 AND status <> 'sending'",
+                args: vec![Arg::I(id), Arg::I(now)],
+            },
+            audit_stmt(now, &who, "webhook_redeliver", &r[0].t(), &r[1].t(), None, None, json!({"outbox_id": id, "event_id": r[3].t(), "was": r[2].t()})),
+        ])
+        .await?;
+    s.new_webhook.notify_waiters();
+    Ok(axum::Json(json!({"id": id, "status": "pending"})))
 }

@@ -292,8 +292,15 @@ async fn fake_consumer(
 ) -> axum::http::StatusCode {
     let h = |k: &str| headers.get(k).and_then(|v| v.to_str().ok());
     let now = jiff::Timestamp::now().as_second();
-    if crate::domain::sign::verify(&[secret], h("webhook-id"), h("webhook-timestamp"), h("webhook-signature"), &body, now)
-        .is_err()
+    if crate::domain::sign::verify(
+        &[secret],
+        h("webhook-id"),
+        h("webhook-timestamp"),
+        h("webhook-signature"),
+        &body,
+        now,
+    )
+    .is_err()
     {
         println!("← consumer REJECTED an event with a bad signature");
         return axum::http::StatusCode::UNAUTHORIZED;

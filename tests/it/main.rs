@@ -7,6 +7,7 @@ mod draft;
 mod entity;
 mod guard;
 mod normalize;
+mod outbox;
 mod schedule;
 mod service;
 mod support;
