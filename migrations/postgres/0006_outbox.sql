@@ -17,9 +17,11 @@ CREATE TABLE outbox (
     delivered_at BIGINT,
     UNIQUE (endpoint, event_id)
 );
-CREATE INDEX outbox_due ON outbox (status, next_at);
--- Deliveries are ordered per endpoint and conversation: the claim looks for earlier ones.
-CREATE INDEX outbox_conversation ON outbox (endpoint, shop_id, conversation_id, id);
+-- The claim walks due rows in (next_at, id) order and stops at its LIMIT.
+CREATE INDEX outbox_due ON outbox (status, next_at, id);
+-- Deliveries are ordered per endpoint and conversation: the claim looks for earlier undelivered
+-- ones, so only those are indexed (delivered rows pile up; they never slow the claim).
+CREATE INDEX outbox_open ON outbox (endpoint, shop_id, conversation_id, id) WHERE status IN ('pending', 'sending');
 -- promise.due is announced once.
 ALTER TABLE promises ADD COLUMN due_announced BIGINT NOT NULL DEFAULT 0;
 CREATE INDEX promises_due ON promises (status, due_announced, due_at);

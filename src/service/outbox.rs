@@ -195,6 +195,15 @@ macro_rules! reclaim_outbox {
     };
 }
 
+/// Marks the rows whose ids are in the JSON array `$1` delivered at `$2`.
+const MARK_DELIVERED_SQLITE: &str =
+    "UPDATE outbox SET status = 'delivered', attempts = attempts + 1, delivered_at = $2, last_error = NULL
+ WHERE id IN (SELECT value FROM json_each($1))";
+/// The PostgreSQL form of [`MARK_DELIVERED_SQLITE`].
+const MARK_DELIVERED_PG: &str =
+    "UPDATE outbox SET status = 'delivered', attempts = attempts + 1, delivered_at = $2, last_error = NULL
+ WHERE id IN (SELECT CAST(value AS BIGINT) FROM json_array_elements_text(CAST($1 AS JSON)))";
+
 const CLAIM_PG: &str = claim_outbox!(" FOR UPDATE SKIP LOCKED");
 const CLAIM_SQLITE: &str = claim_outbox!("");
 const RECLAIM_PG: &str = reclaim_outbox!(" FOR UPDATE SKIP LOCKED");
@@ -263,6 +272,7 @@ pub async fn deliver_batch(s: &Arc<Shared>) -> Result<bool, StoreError> {
         });
     }
     let mut stmts = Vec::new();
+    let mut delivered = Vec::new();
     let now = now_ms();
     while let Some(done) = tasks.join_next().await {
         let Ok((id, endpoint, attempts, outcome)) = done else { continue };
@@ -271,10 +281,8 @@ pub async fn deliver_batch(s: &Arc<Shared>) -> Result<bool, StoreError> {
         let st = match outcome {
             Attempt::Delivered => {
                 metrics::counter!("shouhou_webhook_deliveries_total", "result" => "delivered").increment(1);
-                Stmt {
-                    sql: "UPDATE outbox SET status = 'delivered', attempts = $2, delivered_at = $3, last_error = NULL WHERE id = $1",
-                    args: vec![Arg::I(id), Arg::I(attempts), Arg::I(now)],
-                }
+                delivered.push(id);
+                continue;
             }
             Attempt::Gone => {
                 metrics::counter!("shouhou_webhook_deliveries_total", "result" => "dead").increment(1);
@@ -303,6 +311,13 @@ pub async fn deliver_batch(s: &Arc<Shared>) -> Result<bool, StoreError> {
             },
         };
         stmts.push(st);
+    }
+    if !delivered.is_empty() {
+        // All successes in one statement: one round trip however many rows.
+        stmts.push(Stmt {
+            sql: if pg { MARK_DELIVERED_PG } else { MARK_DELIVERED_SQLITE },
+            args: vec![Arg::T(serde_json::to_string(&delivered).unwrap_or_default()), Arg::I(now)],
+        });
     }
     s.store.apply(&stmts).await?;
     Ok(true)
