@@ -405,8 +405,8 @@ async fn missing_secret_is_a_startup_error() {
     let config = dir.path().join("shouhou.toml");
     std::fs::write(&config, format!("{}\n[tmc]\napp_key = \"12345678\"\nshop_id = \"shop-1\"\n", shipped_config()))
         .unwrap();
-    let a = shouhou::domain::draft::Assistant::load(&root().join("intents"), &root().join("templates"), &config)
-        .unwrap();
+    let a =
+        shouhou::domain::draft::Assistant::load(&root().join("intents"), &root().join("templates"), &config).unwrap();
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let db = format!("sqlite://{}", dir.path().join("t.db").display());
     let err = match run::start(l, Arc::new(a), cfg(&db, "http://127.0.0.1:9/send")).await {
@@ -700,16 +700,58 @@ async fn client_flow_body(db: &str) {
     .await;
 
     let t0 = jiff::Timestamp::now().as_millisecond() - 60_000;
-    let m = |id, topic, content: serde_json::Value, time, stage| Held { id, topic, content: content.to_string(), time, stage };
+    let m = |id, topic, content: serde_json::Value, time, stage| Held {
+        id,
+        topic,
+        content: content.to_string(),
+        time,
+        stage,
+    };
     let held = vec![
-        m(5_000_000_001, "taobao_trade_TradeBuyerPay", json!({"tid": 3391228745u64, "oid": 3391228746u64, "payment": "59.00"}), t0, 1),
-        m(5_000_000_002, "taobao_refund_RefundCreated", json!({"tid": 3391228745u64, "refund_id": 9001, "refund_fee": "59.00"}), t0 + 1000, 1),
-        m(5_000_000_003, "taobao_refund_RefundSellerAgreeAgreement", json!({"tid": 3391228745u64, "refund_id": 9001, "refund_fee": "59.00"}), t0 + 2000, 1),
+        m(
+            5_000_000_001,
+            "taobao_trade_TradeBuyerPay",
+            json!({"tid": 3391228745u64, "oid": 3391228746u64, "payment": "59.00"}),
+            t0,
+            1,
+        ),
+        m(
+            5_000_000_002,
+            "taobao_refund_RefundCreated",
+            json!({"tid": 3391228745u64, "refund_id": 9001, "refund_fee": "59.00"}),
+            t0 + 1000,
+            1,
+        ),
+        m(
+            5_000_000_003,
+            "taobao_refund_RefundSellerAgreeAgreement",
+            json!({"tid": 3391228745u64, "refund_id": 9001, "refund_fee": "59.00"}),
+            t0 + 2000,
+            1,
+        ),
         m(5_000_000_004, "taobao_item_ItemUpdate", json!({"num_iid": 1}), t0 + 3000, 2),
-        m(5_000_000_005, "taobao_refund_RefundSuccess", json!({"tid": "3391228745", "refund_id": "9001", "refund_fee": "59.00"}), t0 + 5000, 2),
+        m(
+            5_000_000_005,
+            "taobao_refund_RefundSuccess",
+            json!({"tid": "3391228745", "refund_id": "9001", "refund_fee": "59.00"}),
+            t0 + 5000,
+            2,
+        ),
         // Published before the success, delivered after it: must not turn the refund back.
-        m(5_000_000_007, "taobao_refund_RefundBuyerModifyAgreement", json!({"tid": 3391228745u64, "refund_id": 9001}), t0 + 4000, 2),
-        m(5_000_000_006, "taobao_trade_TradeClose", json!({"tid": 3391228745u64, "status": "TRADE_CLOSED"}), t0 + 6000, 3),
+        m(
+            5_000_000_007,
+            "taobao_refund_RefundBuyerModifyAgreement",
+            json!({"tid": 3391228745u64, "refund_id": 9001}),
+            t0 + 4000,
+            2,
+        ),
+        m(
+            5_000_000_006,
+            "taobao_trade_TradeClose",
+            json!({"tid": 3391228745u64, "status": "TRADE_CLOSED"}),
+            t0 + 6000,
+            3,
+        ),
     ];
     let ids: Vec<i64> = held.iter().map(|h| h.id).collect();
     let (url, fake) = fake_tmc(APP_SECRET, held, 5_000_000_003).await;
@@ -728,7 +770,10 @@ async fn client_flow_body(db: &str) {
         assert!(s.connections >= 2, "logged in again after the drop");
         assert_eq!(s.tokens[..2], ["tok-1", "tok-2"]);
         assert!(s.pulls >= 1, "pull requests are sent");
-        assert!(s.deliveries.iter().filter(|d| **d == 5_000_000_003).count() >= 2, "the unconfirmed message came again");
+        assert!(
+            s.deliveries.iter().filter(|d| **d == 5_000_000_003).count() >= 2,
+            "the unconfirmed message came again"
+        );
         assert!(s.deliveries.contains(&5_000_000_006), "the pull brought the held message");
     }
 
@@ -738,11 +783,7 @@ async fn client_flow_body(db: &str) {
     assert_eq!(applied, 6, "the item topic is recorded but not applied");
     for id in &ids {
         let audits = store
-            .rows(
-                "SELECT detail FROM audit WHERE actor = 'tmc'",
-                &[],
-                &[Col::T("detail")],
-            )
+            .rows("SELECT detail FROM audit WHERE actor = 'tmc'", &[], &[Col::T("detail")])
             .await
             .unwrap()
             .iter()
@@ -763,7 +804,11 @@ async fn client_flow_body(db: &str) {
 
     // The trade close cancelled the call on its order only.
     let calls = store
-        .rows("SELECT conversation_id, status FROM calls ORDER BY conversation_id", &[], &[Col::T("conversation_id"), Col::T("status")])
+        .rows(
+            "SELECT conversation_id, status FROM calls ORDER BY conversation_id",
+            &[],
+            &[Col::T("conversation_id"), Col::T("status")],
+        )
         .await
         .unwrap();
     let calls: Vec<(String, String)> = calls.iter().map(|r| (r[0].t(), r[1].t())).collect();
@@ -773,10 +818,7 @@ async fn client_flow_body(db: &str) {
     post_event(&base, &buyer_event("c-tmc-1", "m-3", "我的退款什么时候到账啊", ORDER, None), "w-3").await;
     let mut reply = String::new();
     wait_for("the refund draft", async || {
-        let r = store
-            .rows("SELECT reply FROM drafts WHERE message_id = 'm-3'", &[], &[Col::T("reply")])
-            .await
-            .unwrap();
+        let r = store.rows("SELECT reply FROM drafts WHERE message_id = 'm-3'", &[], &[Col::T("reply")]).await.unwrap();
         reply = r.first().map(|r| r[0].t()).unwrap_or_default();
         !r.is_empty()
     })
