@@ -886,3 +886,85 @@ async fn refused_login_backs_off_and_retries() {
     tokio::time::timeout(Duration::from_secs(5), tracker.wait()).await.expect("the client stops while backing off");
     running.stop().await;
 }
+
+/// `shouhou serve` as a real process: an enabled `[tmc]` without `SHOUHOU_TMC_SECRET` is refused
+/// at startup; with it, the client logs in from the config and applies pushed messages. Killed
+/// with SIGKILL in the middle of the stream and started again, nothing is lost (every message
+/// confirmed and recorded) and nothing is applied twice (one audit row per message).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_runs_the_client_and_survives_a_kill() {
+    use std::process::{Command, Stdio};
+    let n = 300i64;
+    let held = (1..=n)
+        .map(|i| Held {
+            id: 9_000_000_000 + i,
+            topic: "taobao_trade_TradeSellerShip",
+            content: json!({"tid": 100 + i, "status": "WAIT_BUYER_CONFIRM_GOODS"}).to_string(),
+            time: 1_764_000_000_000 + i,
+            stage: 1,
+        })
+        .collect();
+    let (url, fake) = fake_tmc(APP_SECRET, held, 0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("shouhou.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "{}\n[tmc]\nurl = \"{url}\"\napp_key = \"{APP_KEY}\"\nshop_id = \"shop-1\"\npull_seconds = 1\n",
+            shipped_config()
+        ),
+    )
+    .unwrap();
+    let db = format!("sqlite://{}", dir.path().join("serve.db").display());
+    let serve = |secret: Option<&str>| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_shouhou"));
+        c.args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--database-url",
+            &db,
+            "--platform-url",
+            "http://127.0.0.1:9/send",
+        ])
+        .env("SHOUHOU_INTENTS", root().join("intents"))
+        .env("SHOUHOU_TEMPLATES", root().join("templates"))
+        .env("SHOUHOU_CONFIG", &config)
+        .env("SHOUHOU_SHOP_SECRETS", format!("shop-1={}", shop_secret().to_whsec()))
+        .env_remove(tmc::SECRET_ENV)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+        if let Some(s) = secret {
+            c.env(tmc::SECRET_ENV, s).stderr(Stdio::null());
+        }
+        c
+    };
+    let out = serve(None).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("SHOUHOU_TMC_SECRET is not set"), "{err}");
+    assert_eq!(fake.lock().unwrap().connections, 0);
+
+    let mut child = serve(Some(APP_SECRET)).spawn().unwrap();
+    wait_for("some confirms", async || fake.lock().unwrap().confirmed.len() >= 10).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let at_kill = fake.lock().unwrap().confirmed.len();
+    let mut child = serve(Some(APP_SECRET)).spawn().unwrap();
+    wait_for("every message confirmed", async || fake.lock().unwrap().confirmed.len() == n as usize).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    eprintln!("killed after {at_kill} of {n} confirms");
+    let s = fake.lock().unwrap();
+    assert_eq!(s.bad_signs, 0);
+    assert!(s.connections >= 2);
+    drop(s);
+
+    let store = Store::connect(&db).await.unwrap();
+    assert_eq!(count(&store, "SELECT COUNT(*) AS n FROM tmc_messages", &[]).await, n);
+    assert_eq!(count(&store, "SELECT COUNT(*) AS n FROM audit WHERE actor = 'tmc'", &[]).await, n);
+    assert_eq!(
+        count(&store, "SELECT COUNT(*) AS n FROM orders WHERE trade_status = 'WAIT_BUYER_CONFIRM_GOODS'", &[]).await,
+        n
+    );
+}
