@@ -825,6 +825,18 @@ async fn client_flow_body(db: &str) {
     .await;
     assert!(reply.contains("退款成功"), "the draft uses the refund status: {reply}");
 
+    // A complaint that arrives after the close requests no call that stays pending.
+    post_event(&base, &buyer_event("c-tmc-1", "m-4", complaint, ORDER, None), "w-4").await;
+    wait_for("the late complaint's draft", async || {
+        count(&store, "SELECT COUNT(*) AS n FROM drafts WHERE message_id = 'm-4'", &[]).await == 1
+    })
+    .await;
+    let pending = |conv: &str| [Arg::T(conv.to_owned())];
+    let sql = "SELECT COUNT(*) AS n FROM calls WHERE conversation_id = $1 AND status = 'requested'";
+    assert_eq!(count(&store, "SELECT COUNT(*) AS n FROM calls WHERE conversation_id = 'c-tmc-1'", &[]).await, 2);
+    assert_eq!(count(&store, sql, &pending("c-tmc-1")).await, 0);
+    assert_eq!(count(&store, sql, &pending("c-tmc-2")).await, 1);
+
     // Graceful stop.
     running.shutdown.cancel();
     tracker.close();
