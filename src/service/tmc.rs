@@ -205,7 +205,7 @@ async fn session(s: &Shared, o: &Options, failures: &mut u32) -> Result<(), Sess
                 let m = match m {
                     None => return Err(SessionError::Closed),
                     Some(m) => m?,
-                };
+            };
                 last_seen = Instant::now();
                 match m {
                     Message::Binary(b) => {
@@ -335,60 +335,13 @@ pub async fn apply(
             Arg::I(now),
         ],
     }];
-    let mut cancels = 0usize;
-    if let Some(order_id) = &order_id {
-        let (kind, detail) = match &effect {
-            Effect::Trade { status, closed, .. } => {
-                stmts.push(Stmt {
-                    sql: "INSERT INTO orders (shop_id, order_id, trade_status, trade_topic, trade_at, updated_at)
-                          VALUES ($1, $2, $3, $4, $5, $6)
-                          ON CONFLICT (shop_id, order_id) DO UPDATE SET
-                            trade_status = COALESCE(excluded.trade_status, orders.trade_status),
-                            trade_topic = excluded.trade_topic, trade_at = excluded.trade_at, updated_at = excluded.updated_at
-                          WHERE orders.trade_at <= excluded.trade_at",
-                    args: vec![
-                        Arg::T(shop.to_owned()),
-                        Arg::T(order_id.clone()),
-                        Arg::N(status.clone()),
-                        Arg::T(topic.to_owned()),
-                        Arg::I(published),
-                        Arg::I(now),
-                    ],
-                });
-                let kind = if *closed { "order_closed" } else { "order_trade" };
-                (kind, json!({"order_id": order_id, "topic": topic, "trade_status": status, "tmc_id": id}))
-            }
-            Effect::Refund { refund_id, status, fee, .. } => {
-                stmts.push(Stmt {
-                    sql: "INSERT INTO orders (shop_id, order_id, refund_id, refund_status, refund_fee, refund_topic, refund_at, updated_at)
-                          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-                          ON CONFLICT (shop_id, order_id) DO UPDATE SET
-                            refund_id = COALESCE(excluded.refund_id, orders.refund_id),
-                            refund_status = COALESCE(excluded.refund_status, orders.refund_status),
-                            refund_fee = COALESCE(excluded.refund_fee, orders.refund_fee),
-                            refund_topic = excluded.refund_topic, refund_at = excluded.refund_at, updated_at = excluded.updated_at
-                          WHERE orders.refund_at <= excluded.refund_at",
-                    args: vec![
-                        Arg::T(shop.to_owned()),
-                        Arg::T(order_id.clone()),
-                        Arg::N(refund_id.clone()),
-                        Arg::N(status.clone()),
-                        Arg::N(fee.clone()),
-                        Arg::T(topic.to_owned()),
-                        Arg::I(published),
-                        Arg::I(now),
-                    ],
-                });
-                ("order_refund", json!({"order_id": order_id, "topic": topic, "refund_status": status, "tmc_id": id}))
-            }
-            Effect::Ignored { .. } => unreachable!("no order id"),
-        };
+    if let Some((order_id, upsert, kind, detail)) = order_upsert(&effect, shop, topic, id, published, now) {
+        stmts.push(upsert);
         let convs = linked_conversations(s, shop, order_id).await?;
         let closed = matches!(effect, Effect::Trade { closed: true, .. });
         for conv in &convs {
             if closed {
                 stmts.push(cancel_calls(shop, conv));
-                cancels += 1;
             }
             stmts.push(audit_stmt(now, "tmc", kind, shop, conv, None, None, detail.clone()));
         }
@@ -401,7 +354,7 @@ pub async fn apply(
         Ok(counts) => {
             let cancelled: u64 =
                 stmts.iter().zip(&counts).filter(|(st, _)| st.sql == CANCEL_CALLS).map(|(_, n)| n).sum();
-            if cancels > 0 {
+            if cancelled > 0 {
                 metrics::counter!("shouhou_tmc_calls_cancelled_total").increment(cancelled);
                 tracing::info!(cancelled, "trade closed: pending calls cancelled");
             }
@@ -410,6 +363,74 @@ pub async fn apply(
         Err(StoreError::Db(sqlx::Error::Database(e))) if e.is_unique_violation() => Ok(Outcome::Duplicate),
         Err(e) => Err(e),
     }
+}
+
+/// The upsert of the order an effect is about, with the audit kind and detail; `None` when the
+/// message changes no order.
+fn order_upsert<'a>(
+    effect: &'a Effect,
+    shop: &str,
+    topic: &str,
+    id: i64,
+    published: i64,
+    now: i64,
+) -> Option<(&'a str, Stmt, &'static str, serde_json::Value)> {
+    Some(match effect {
+        Effect::Ignored { .. } => return None,
+        Effect::Trade { order_id, status, closed } => {
+            let upsert = Stmt {
+                sql: "INSERT INTO orders (shop_id, order_id, trade_status, trade_topic, trade_at, updated_at)
+                      VALUES ($1, $2, $3, $4, $5, $6)
+                      ON CONFLICT (shop_id, order_id) DO UPDATE SET
+                        trade_status = COALESCE(excluded.trade_status, orders.trade_status),
+                        trade_topic = excluded.trade_topic, trade_at = excluded.trade_at, updated_at = excluded.updated_at
+                      WHERE orders.trade_at <= excluded.trade_at",
+                args: vec![
+                    Arg::T(shop.to_owned()),
+                    Arg::T(order_id.clone()),
+                    Arg::N(status.clone()),
+                    Arg::T(topic.to_owned()),
+                    Arg::I(published),
+                    Arg::I(now),
+                ],
+            };
+            let kind = if *closed { "order_closed" } else { "order_trade" };
+            (
+                order_id,
+                upsert,
+                kind,
+                json!({"order_id": order_id, "topic": topic, "trade_status": status, "tmc_id": id}),
+            )
+        }
+        Effect::Refund { order_id, refund_id, status, fee } => {
+            let upsert = Stmt {
+                sql: "INSERT INTO orders (shop_id, order_id, refund_id, refund_status, refund_fee, refund_topic, refund_at, updated_at)
+                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                      ON CONFLICT (shop_id, order_id) DO UPDATE SET
+                        refund_id = COALESCE(excluded.refund_id, orders.refund_id),
+                        refund_status = COALESCE(excluded.refund_status, orders.refund_status),
+                        refund_fee = COALESCE(excluded.refund_fee, orders.refund_fee),
+                        refund_topic = excluded.refund_topic, refund_at = excluded.refund_at, updated_at = excluded.updated_at
+                      WHERE orders.refund_at <= excluded.refund_at",
+                args: vec![
+                    Arg::T(shop.to_owned()),
+                    Arg::T(order_id.clone()),
+                    Arg::N(refund_id.clone()),
+                    Arg::N(status.clone()),
+                    Arg::N(fee.clone()),
+                    Arg::T(topic.to_owned()),
+                    Arg::I(published),
+                    Arg::I(now),
+                ],
+            };
+            (
+                order_id,
+                upsert,
+                "order_refund",
+                json!({"order_id": order_id, "topic": topic, "refund_status": status, "tmc_id": id}),
+            )
+        }
+    })
 }
 
 const CANCEL_CALLS: &str =
