@@ -184,6 +184,8 @@ async fn session(s: &Shared, o: &Options, failures: &mut u32) -> Result<(), Sess
     tracing::info!(group = %o.group_name, "TMC connected");
 
     let mut tick = tokio::time::interval_at(Instant::now() + o.pull_every, o.pull_every);
+    // A long stretch of work delays the next pull rather than firing a burst of them.
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_seen = Instant::now();
     loop {
         tokio::select! {
