@@ -33,6 +33,9 @@ pub struct ConfigFile {
     /// Consumer webhooks (optional).
     #[serde(default)]
     pub webhooks: WebhooksFile,
+    /// The Taobao message service (TMC) client; absent means off.
+    #[serde(default)]
+    pub tmc: Option<TmcSettings>,
 }
 
 /// `[webhooks]`: where shouhou's own events are delivered (Standard Webhooks).
@@ -87,6 +90,45 @@ pub struct Webhooks {
     pub retry_schedule_ms: Vec<i64>,
     /// The endpoints.
     pub endpoints: Vec<EndpointFile>,
+}
+
+/// `[tmc]`: the Taobao message service client (docs/tmc.md). The app secret comes from the
+/// environment (`SHOUHOU_TMC_SECRET`), never from this file.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TmcSettings {
+    /// Whether `serve` starts the client.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// The message service endpoint (`ws://` or `wss://`).
+    #[serde(default = "default_tmc_url")]
+    pub url: String,
+    /// The app key of the Taobao open-platform app.
+    pub app_key: String,
+    /// The message group the app consumes.
+    #[serde(default = "default_tmc_group")]
+    pub group_name: String,
+    /// The shouhou shop the messages belong to.
+    pub shop_id: String,
+    /// Seconds between pull requests (the SDK's compensation for missed pushes; also a keep-alive).
+    #[serde(default = "default_tmc_pull")]
+    pub pull_seconds: u64,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_tmc_url() -> String {
+    "ws://mc.api.taobao.com/".into()
+}
+
+fn default_tmc_group() -> String {
+    "default".into()
+}
+
+fn default_tmc_pull() -> u64 {
+    30
 }
 
 /// `[shop]`
@@ -226,6 +268,8 @@ pub struct Settings {
     pub calls: CallPolicy,
     /// Consumer webhooks.
     pub webhooks: Webhooks,
+    /// The TMC client, when configured.
+    pub tmc: Option<TmcSettings>,
 }
 
 /// Roles the console and API know.
@@ -311,6 +355,21 @@ impl Settings {
             }
         }
         let webhooks = webhooks(&file.webhooks).map_err(|(k, p)| err(&k, p))?;
+        if let Some(t) = &file.tmc {
+            if !(t.url.starts_with("ws://") || t.url.starts_with("wss://")) {
+                return Err(err("tmc.url", format!("must start with ws:// or wss://, got `{}`", t.url)));
+            }
+            for (k, v) in [("tmc.app_key", &t.app_key), ("tmc.group_name", &t.group_name), ("tmc.shop_id", &t.shop_id)]
+            {
+                if v.trim().is_empty() {
+                    return Err(err(k, "must not be empty".into()));
+                }
+            }
+            if !(1..=3600).contains(&t.pull_seconds) {
+                return Err(err("tmc.pull_seconds", "must be between 1 and 3600".into()));
+            }
+        }
+        let tmc = file.tmc;
         Ok(Self {
             webhooks,
             timezone,
@@ -324,6 +383,7 @@ impl Settings {
             authority,
             sla: file.sla,
             calls,
+            tmc,
             shop: file.shop,
         })
     }

@@ -13,6 +13,7 @@ pub mod outbox;
 pub mod platform;
 pub mod run;
 pub mod store;
+pub mod tmc;
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
@@ -292,7 +293,7 @@ async fn plan_message(
 ) -> Result<(Vec<Stmt>, Option<Done>), store::StoreError> {
     let shop = shop.to_owned();
     let started = std::time::Instant::now();
-    let event = match InboundEvent::parse(payload) {
+    let mut event = match InboundEvent::parse(payload) {
         Ok(e) => e,
         Err(e) => {
             // Validated at intake; a row that no longer parses is parked, not retried forever.
@@ -303,6 +304,7 @@ async fn plan_message(
             ));
         }
     };
+    let order_stmts = tmc::order_context(s, &shop, &mut event, now).await?;
     let conv = s
         .store
         .rows(
@@ -382,6 +384,7 @@ async fn plan_message(
             _ => {}
         }
     }
+    stmts.extend(order_stmts);
     stmts.push(Stmt { sql: "UPDATE inbox SET status = 'done' WHERE seq = $1", args: vec![Arg::I(seq)] });
     let auto = draft.route == Route::Auto;
     Ok((stmts, Some(Done { route, blocked: verdict != "pass", auto, started })))

@@ -38,6 +38,8 @@ impl Running {
 /// The store cannot be reached or migrated.
 pub async fn start(listener: TcpListener, assistant: Arc<Assistant>, cfg: ServiceConfig) -> Result<Running> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    // Checked before anything starts, so a missing secret is a clear startup error.
+    let tmc = super::tmc::options_from_env(assistant.settings.tmc.as_ref())?;
     let store = Store::connect(&cfg.database_url)
         .await
         .with_context(|| format!("cannot open the database {}", redact_url(&cfg.database_url)))?;
@@ -64,6 +66,9 @@ pub async fn start(listener: TcpListener, assistant: Arc<Assistant>, cfg: Servic
         let _ = axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await }).await;
     });
     let workers = spawn_workers(&shared);
+    if let Some(opts) = tmc {
+        super::tmc::spawn(&shared, &workers, opts);
+    }
     Ok(Running { addr, shared, shutdown, server, workers })
 }
 

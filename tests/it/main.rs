@@ -12,3 +12,4 @@ mod schedule;
 mod service;
 mod support;
 mod templates;
+mod tmc;
