@@ -18,7 +18,7 @@ use shouhou::{
     config::Settings,
     domain::{case::Case, event::InboundEvent, sign::Secret},
     service::{
-        Role, ServiceConfig, run,
+        ServiceConfig, run,
         store::{Arg, Col, Store},
         tmc::{
             self, Options,
@@ -474,16 +474,7 @@ fn shop_secret() -> Secret {
 }
 
 fn cfg(db: &str, platform_url: &str) -> ServiceConfig {
-    ServiceConfig {
-        database_url: db.to_owned(),
-        platform_url: platform_url.to_owned(),
-        shops: HashMap::from([("shop-1".to_owned(), vec![shop_secret()])]),
-        api_tokens: HashMap::from([("test-agent-token-1234".to_owned(), Role::Agent)]),
-        instance: "tmc-test".to_owned(),
-        processors: 2,
-        rate_per_shop: 200,
-        max_send_attempts: 8,
-    }
+    crate::service::cfg(db, platform_url, "tmc-test")
 }
 
 /// A platform that accepts every reply.
