@@ -9,9 +9,11 @@
 //! All state is in the store, so instances are stateless and a crash loses nothing.
 
 pub mod api;
+pub mod chatwoot;
 pub mod platform;
 pub mod run;
 pub mod store;
+pub mod websocket;
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
@@ -82,6 +84,10 @@ pub struct ServiceConfig {
     pub rate_per_shop: u32,
     /// Attempts before a send is marked failed.
     pub max_send_attempts: i64,
+    /// The websocket client adapter, when configured.
+    pub websocket: Option<websocket::WsConfig>,
+    /// The Chatwoot Agent Bot adapter, when configured.
+    pub chatwoot: Option<chatwoot::ChatwootConfig>,
 }
 
 /// What every handler and task shares.
@@ -348,6 +354,14 @@ async fn plan_message(
             sql: "INSERT INTO sends (draft_id, shop_id, conversation_id, reply_to, text, by_person, idempotency_key, next_at, created_at)
                   SELECT id, shop_id, conversation_id, message_id, $2, 0, $3, $4, $4 FROM drafts WHERE inbox_seq = $1",
             args: vec![Arg::I(seq), Arg::T(text.clone()), Arg::T(format!("{shop}:{}:auto", event.message_id)), Arg::I(now)],
+        });
+    }
+    // A draft that needs a person hands the conversation over on the platform's side too
+    // (Chatwoot: opened for the agents), queued in this transaction so it is never lost.
+    if draft.route != Route::Auto && owner == "bot" && s.platform.hands_off(&shop) {
+        stmts.push(Stmt {
+            sql: platform::QUEUE_HANDOFF,
+            args: vec![Arg::I(seq), Arg::T(platform::handoff_note(&draft, &route)), Arg::I(now)],
         });
     }
     for a in &draft.actions {

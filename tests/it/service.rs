@@ -94,6 +94,8 @@ fn cfg(db: &str, platform_url: &str, instance: &str) -> ServiceConfig {
         processors: 2,
         rate_per_shop: 200,
         max_send_attempts: 8,
+        websocket: None,
+        chatwoot: None,
     }
 }
 
