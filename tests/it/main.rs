@@ -11,3 +11,4 @@ mod schedule;
 mod service;
 mod support;
 mod templates;
+mod websocket;
