@@ -88,18 +88,20 @@ impl Fake {
     }
 }
 
+/// The handshake check: the bearer token or 401 (the signature is tungstenite's).
+#[allow(clippy::result_large_err)]
+fn check(req: &Request, resp: Response) -> Result<Response, ErrorResponse> {
+    let ok = req.headers().get("authorization").and_then(|v| v.to_str().ok()) == Some(&format!("Bearer {WS_TOKEN}"));
+    if ok {
+        Ok(resp)
+    } else {
+        let mut e = ErrorResponse::new(Some("bad token".into()));
+        *e.status_mut() = tokio_tungstenite::tungstenite::http::StatusCode::UNAUTHORIZED;
+        Err(e)
+    }
+}
+
 async fn connection(tcp: tokio::net::TcpStream, st: Arc<Mutex<State>>) {
-    let check = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
-        let ok =
-            req.headers().get("authorization").and_then(|v| v.to_str().ok()) == Some(&format!("Bearer {WS_TOKEN}"));
-        if ok {
-            Ok(resp)
-        } else {
-            let mut e = ErrorResponse::new(Some("bad token".into()));
-            *e.status_mut() = tokio_tungstenite::tungstenite::http::StatusCode::UNAUTHORIZED;
-            Err(e)
-        }
-    };
     let Ok(ws) = tokio_tungstenite::accept_hdr_async(tcp, check).await else {
         st.lock().unwrap().unauthorized += 1;
         return;
@@ -332,33 +334,37 @@ async fn dropped_connection_loses_nothing_and_processes_nothing_twice() {
         0
     );
 
-    let st = fake.st.lock().unwrap();
-    assert!(st.connections >= 2, "reconnected after the drop");
-    assert!(
-        st.acks.iter().any(|a| a["id"] == "d-3" && a["duplicate"] == true),
-        "the redelivered frame is acknowledged again as a duplicate: {:?}",
-        st.acks.iter().filter(|a| a["id"] == "d-3").collect::<Vec<_>>()
-    );
-    for a in &st.acks {
-        assert_eq!(a["message_id"].as_str().unwrap(), a["id"].as_str().unwrap().replace("d-", "m-"));
-    }
-    let reasons: Vec<String> = st.errors.iter().map(|e| e["reason"].as_str().unwrap_or("").to_owned()).collect();
-    assert!(reasons.iter().any(|r| r.starts_with("not JSON")), "{reasons:?}");
-    assert!(
-        st.errors.iter().any(|e| e["id"] == "bad-1" && e["reason"].as_str().unwrap().contains("conversation_id")),
-        "{reasons:?}"
-    );
-    assert!(
-        st.errors.iter().any(|e| e["id"] == "bad-2" && e["reason"].as_str().unwrap().contains("shop-9")),
-        "{reasons:?}"
-    );
-    assert!(st.errors.iter().any(|e| e["id"] == "bad-3"), "{reasons:?}");
-    assert!(st.errors.iter().all(|e| e["retry"] == false), "malformed frames are not worth retrying");
-    assert!(!st.acks.iter().any(|a| a["id"].as_str().unwrap().starts_with("bad-")), "a malformed frame is not acked");
+    {
+        let st = fake.st.lock().unwrap();
+        assert!(st.connections >= 2, "reconnected after the drop");
+        assert!(
+            st.acks.iter().any(|a| a["id"] == "d-3" && a["duplicate"] == true),
+            "the redelivered frame is acknowledged again as a duplicate: {:?}",
+            st.acks.iter().filter(|a| a["id"] == "d-3").collect::<Vec<_>>()
+        );
+        for a in &st.acks {
+            assert_eq!(a["message_id"].as_str().unwrap(), a["id"].as_str().unwrap().replace("d-", "m-"));
+        }
+        let reasons: Vec<String> = st.errors.iter().map(|e| e["reason"].as_str().unwrap_or("").to_owned()).collect();
+        assert!(reasons.iter().any(|r| r.starts_with("not JSON")), "{reasons:?}");
+        assert!(
+            st.errors.iter().any(|e| e["id"] == "bad-1" && e["reason"].as_str().unwrap().contains("conversation_id")),
+            "{reasons:?}"
+        );
+        assert!(
+            st.errors.iter().any(|e| e["id"] == "bad-2" && e["reason"].as_str().unwrap().contains("shop-9")),
+            "{reasons:?}"
+        );
+        assert!(st.errors.iter().any(|e| e["id"] == "bad-3"), "{reasons:?}");
+        assert!(st.errors.iter().all(|e| e["retry"] == false), "malformed frames are not worth retrying");
+        assert!(
+            !st.acks.iter().any(|a| a["id"].as_str().unwrap().starts_with("bad-")),
+            "a malformed frame is not acked"
+        );
 
-    let keys = check_replies(&st.replies);
-    assert_eq!(keys.len(), n, "one reply per message, each with its idempotency key");
-    drop(st);
+        let keys = check_replies(&st.replies);
+        assert_eq!(keys.len(), n, "one reply per message, each with its idempotency key");
+    }
     r.stop().await;
 }
 
