@@ -170,6 +170,29 @@ async fn wait_until<F: std::future::Future<Output = bool>>(mut f: impl FnMut() -
     false
 }
 
+const MODULE: &str = "cw";
+
+/// A fresh PostgreSQL database per test when `TEST_PG_URL` is set; `None` (with a notice) otherwise.
+async fn pg_url() -> Option<String> {
+    let Ok(base) = std::env::var("TEST_PG_URL") else {
+        eprintln!("TEST_PG_URL not set: PostgreSQL test skipped (.ci/run sets it)");
+        return None;
+    };
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let name = format!(
+        "shouhou_{}_{}_{}",
+        MODULE,
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst) * 1000
+            + u64::from(jiff::Timestamp::now().subsec_nanosecond().unsigned_abs() % 1000)
+    );
+    let admin = sqlx::PgPool::connect(&base).await.expect("TEST_PG_URL reachable");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&admin).await.unwrap();
+    let (head, _) = base.rsplit_once('/').unwrap();
+    Some(format!("{head}/{name}"))
+}
+
 fn sqlite_url() -> (tempfile::TempDir, String) {
     let d = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", d.path().join("t.db").display());
@@ -183,9 +206,21 @@ fn sqlite_url() -> (tempfile::TempDir, String) {
 /// complaint hands the conversation to a person (private note with the draft, then open).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agent_bot_answers_ignores_its_echo_and_hands_off() {
-    let (fake, url) = FakeChatwoot::start().await;
     let (_d, db) = sqlite_url();
-    let r = start(&db, &url, Some(SECRET)).await;
+    agent_bot_body(&db).await;
+}
+
+/// The same on PostgreSQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_agent_bot_answers_ignores_its_echo_and_hands_off() {
+    if let Some(db) = pg_url().await {
+        agent_bot_body(&db).await;
+    }
+}
+
+async fn agent_bot_body(db: &str) {
+    let (fake, url) = FakeChatwoot::start().await;
+    let r = start(db, &url, Some(SECRET)).await;
     let base = format!("http://{}", r.addr);
     let signed = Some((SECRET, now()));
 

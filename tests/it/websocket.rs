@@ -248,6 +248,29 @@ async fn wait_until<F: std::future::Future<Output = bool>>(mut f: impl FnMut() -
     false
 }
 
+const MODULE: &str = "ws";
+
+/// A fresh PostgreSQL database per test when `TEST_PG_URL` is set; `None` (with a notice) otherwise.
+async fn pg_url() -> Option<String> {
+    let Ok(base) = std::env::var("TEST_PG_URL") else {
+        eprintln!("TEST_PG_URL not set: PostgreSQL test skipped (.ci/run sets it)");
+        return None;
+    };
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let name = format!(
+        "shouhou_{}_{}_{}",
+        MODULE,
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst) * 1000
+            + u64::from(jiff::Timestamp::now().subsec_nanosecond().unsigned_abs() % 1000)
+    );
+    let admin = sqlx::PgPool::connect(&base).await.expect("TEST_PG_URL reachable");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&admin).await.unwrap();
+    let (head, _) = base.rsplit_once('/').unwrap();
+    Some(format!("{head}/{name}"))
+}
+
 fn sqlite_url() -> (tempfile::TempDir, String) {
     let d = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", d.path().join("t.db").display());
@@ -279,6 +302,19 @@ fn check_replies(replies: &[Value]) -> HashSet<String> {
 /// store nothing, and every automatic reply arrives as a `reply` frame.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropped_connection_loses_nothing_and_processes_nothing_twice() {
+    let (_d, db) = sqlite_url();
+    dropped_connection_body(&db).await;
+}
+
+/// The same on PostgreSQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_dropped_connection_loses_nothing() {
+    if let Some(db) = pg_url().await {
+        dropped_connection_body(&db).await;
+    }
+}
+
+async fn dropped_connection_body(db: &str) {
     let n = 30;
     let mut msgs: Vec<Msg> = (0..n).map(message_frame).collect();
     for m in msgs.iter_mut().skip(20) {
@@ -303,8 +339,7 @@ async fn dropped_connection_loses_nothing_and_processes_nothing_twice() {
         ..Default::default()
     })
     .await;
-    let (_d, db) = sqlite_url();
-    let r = start(&db, ws_cfg(&fake.url, WS_TOKEN)).await;
+    let r = start(db, ws_cfg(&fake.url, WS_TOKEN)).await;
     let store = r.shared.store.clone();
 
     assert!(wait_until(|| async { fake.acked_all() }, 60).await, "every message acknowledged");
