@@ -316,14 +316,17 @@ async fn agent_bot_body(db: &str) {
     assert!(t < n, "opened first, then the note");
     assert!(fake.calls_to(notes).iter().all(|c| c["private"] == true), "no public reply to a complaint");
     assert_eq!(*fake.bad_token.lock().unwrap(), 0, "every call carried the access token");
-    let done = r
-        .shared
-        .store
-        .rows("SELECT COUNT(*) AS n FROM handoffs WHERE status = 'done'", &[], &[Col::I("n")])
-        .await
-        .unwrap()[0][0]
-        .i();
-    assert_eq!(done, 1);
+    // The handoff row is marked done once both calls returned.
+    let done = || async {
+        r.shared
+            .store
+            .rows("SELECT COUNT(*) AS n FROM handoffs WHERE status = 'done'", &[], &[Col::I("n")])
+            .await
+            .unwrap()[0][0]
+            .i()
+            == 1
+    };
+    assert!(wait_until(done, 10).await, "the handoff is recorded as done");
     r.stop().await;
 }
 
