@@ -7,6 +7,8 @@
 //! transaction; sender tasks claim due sends and post them to the platform with an
 //! idempotency key, retrying 5xx and timeouts with backoff and honouring 429 `Retry-After`.
 //! All state is in the store, so instances are stateless and a crash loses nothing.
+//! Platform adapters ([`websocket`], [`chatwoot`]) are further intake paths (through
+//! [`store_event`]) and [`platform::Platform`]s, chosen per shop by [`platform::Dispatch`].
 
 pub mod api;
 pub mod chatwoot;

@@ -346,6 +346,8 @@ async fn session(s: &Shared, cfg: &WsConfig, link: &WsLink) -> End {
     link.attach(tx);
 
     let mut ping = tokio::time::interval_at(Instant::now() + cfg.ping_interval, cfg.ping_interval);
+    // A slow store write must not cause a burst of pings afterwards.
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // Set when a ping is out and nothing has been heard since; passing it means a dead peer.
     let mut deadline: Option<Instant> = None;
     loop {
