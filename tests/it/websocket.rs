@@ -503,3 +503,19 @@ async fn killed_service_loses_nothing_over_websocket() {
     }
     drop(dir);
 }
+
+/// Reconnection delays double from 0.5 s up to the cap, each jittered within the upper half of
+/// its step, and are not all the same.
+#[test]
+fn backoff_doubles_with_jitter_up_to_the_cap() {
+    use shouhou::service::websocket::backoff;
+    let max = Duration::from_secs(30);
+    for (n, step_ms) in [(1, 500), (2, 1000), (3, 2000), (6, 16_000), (7, 30_000), (40, 30_000)] {
+        for _ in 0..50 {
+            let d = backoff(n, max).as_millis();
+            assert!((step_ms / 2..=step_ms).contains(&d), "attempt {n}: {d} ms outside [{}, {step_ms}]", step_ms / 2);
+        }
+    }
+    let spread: HashSet<u128> = (0..50).map(|_| backoff(6, max).as_millis()).collect();
+    assert!(spread.len() > 10, "jittered: {spread:?}");
+}
