@@ -125,6 +125,8 @@ async fn full(assistant: Arc<Assistant>, db: &str, name: &str, n: usize, rate: O
         rate_per_shop: 1_000_000,
         max_send_attempts: 8,
         webhooks: Default::default(),
+        websocket: None,
+        chatwoot: None,
     };
     let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let running = run::start(l, assistant, cfg).await.expect("service");

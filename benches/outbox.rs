@@ -159,6 +159,8 @@ async fn full(assistant: Arc<Assistant>, db: &str, name: &str, n: usize, convs: 
         rate_per_shop: 1000,
         max_send_attempts: 8,
         webhooks: w,
+        websocket: None,
+        chatwoot: None,
     };
     let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let started = Instant::now();

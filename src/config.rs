@@ -36,6 +36,12 @@ pub struct ConfigFile {
     /// The Taobao message service (TMC) client; absent means off.
     #[serde(default)]
     pub tmc: Option<TmcSettings>,
+    /// The generic websocket client adapter (`docs/websocket.md`); off when absent.
+    #[serde(default)]
+    pub websocket: Option<WebsocketFile>,
+    /// The Chatwoot Agent Bot adapter (`docs/chatwoot.md`); off when absent.
+    #[serde(default)]
+    pub chatwoot: Option<ChatwootFile>,
 }
 
 /// `[webhooks]`: where shouhou's own events are delivered (Standard Webhooks).
@@ -113,6 +119,57 @@ pub struct TmcSettings {
     /// Seconds between pull requests (the SDK's compensation for missed pushes; also a keep-alive).
     #[serde(default = "default_tmc_pull")]
     pub pull_seconds: u64,
+}
+
+/// `[websocket]`: connect to a push endpoint and take buyer messages from it; replies for
+/// `shops` go back over the same connection. The bearer token comes from `SHOUHOU_WS_TOKEN`.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct WebsocketFile {
+    /// `ws://…` or `wss://…`.
+    pub url: String,
+    /// The shops whose messages arrive and whose replies leave over this connection.
+    pub shops: Vec<String>,
+    /// Seconds between pings.
+    #[serde(default = "default_ping")]
+    pub ping_interval_secs: u64,
+    /// Seconds to wait for a pong (or any frame) after a ping before the peer is deemed dead.
+    #[serde(default = "default_pong")]
+    pub pong_timeout_secs: u64,
+    /// Longest wait between reconnection attempts (the backoff doubles up to it, jittered).
+    #[serde(default = "default_reconnect")]
+    pub reconnect_max_secs: u64,
+    /// Seconds to wait for the `reply_ack` of a reply before it is retried.
+    #[serde(default = "default_reply_timeout")]
+    pub reply_timeout_secs: u64,
+}
+
+fn default_ping() -> u64 {
+    20
+}
+fn default_pong() -> u64 {
+    10
+}
+fn default_reconnect() -> u64 {
+    30
+}
+fn default_reply_timeout() -> u64 {
+    10
+}
+
+/// `[chatwoot]`: act as a Chatwoot Agent Bot. Events arrive on `POST /v1/chatwoot/{shop}`;
+/// replies and handoffs go to `url`. The access token comes from `SHOUHOU_CHATWOOT_TOKEN`, the
+/// optional signing secret from `SHOUHOU_CHATWOOT_SECRET`.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ChatwootFile {
+    /// The Chatwoot installation, e.g. `https://chat.example.com`.
+    pub url: String,
+    /// Shop id to Chatwoot account id: the shops served through Chatwoot.
+    pub accounts: BTreeMap<String, i64>,
+    /// On a handoff, also leave a private note with the bot's draft for the person.
+    #[serde(default = "yes")]
+    pub handoff_note: bool,
 }
 
 fn yes() -> bool {
@@ -270,6 +327,10 @@ pub struct Settings {
     pub webhooks: Webhooks,
     /// The TMC client, when configured.
     pub tmc: Option<TmcSettings>,
+    /// The websocket client adapter, when configured.
+    pub websocket: Option<WebsocketFile>,
+    /// The Chatwoot adapter, when configured.
+    pub chatwoot: Option<ChatwootFile>,
 }
 
 /// Roles the console and API know.
@@ -370,8 +431,11 @@ impl Settings {
             }
         }
         let tmc = file.tmc;
+        validate_adapters(file.websocket.as_ref(), file.chatwoot.as_ref()).map_err(|(k, p)| err(k, p))?;
         Ok(Self {
             webhooks,
+            websocket: file.websocket,
+            chatwoot: file.chatwoot,
             timezone,
             auto_enabled: file.routing.auto_enabled,
             auto_threshold: file.routing.auto_threshold,
@@ -443,6 +507,46 @@ fn webhooks(w: &WebhooksFile) -> Result<Webhooks, (String, String)> {
         }
     }
     Ok(Webhooks { retry_schedule_ms, endpoints: w.endpoints.clone() })
+}
+
+/// Checks the adapter tables: URL schemes, shops, durations; a shop is served by one adapter.
+fn validate_adapters(ws: Option<&WebsocketFile>, cw: Option<&ChatwootFile>) -> Result<(), (&'static str, String)> {
+    if let Some(w) = ws {
+        if !(w.url.starts_with("ws://") || w.url.starts_with("wss://")) {
+            return Err(("websocket.url", format!("must start with ws:// or wss://, got `{}`", w.url)));
+        }
+        if w.shops.is_empty() || w.shops.iter().any(|s| s.trim().is_empty()) {
+            return Err(("websocket.shops", "list at least one shop id (none empty)".into()));
+        }
+        for (k, v) in [
+            ("websocket.ping_interval_secs", w.ping_interval_secs),
+            ("websocket.pong_timeout_secs", w.pong_timeout_secs),
+            ("websocket.reconnect_max_secs", w.reconnect_max_secs),
+            ("websocket.reply_timeout_secs", w.reply_timeout_secs),
+        ] {
+            if v == 0 {
+                return Err((k, "must be at least 1 second".into()));
+            }
+        }
+    }
+    if let Some(c) = cw {
+        if !(c.url.starts_with("http://") || c.url.starts_with("https://")) {
+            return Err(("chatwoot.url", format!("must start with http:// or https://, got `{}`", c.url)));
+        }
+        if c.accounts.is_empty() {
+            return Err(("chatwoot.accounts", "map at least one shop id to its Chatwoot account id".into()));
+        }
+        if let Some((shop, _)) = c.accounts.iter().find(|(_, id)| **id <= 0) {
+            return Err(("chatwoot.accounts", format!("shop `{shop}`: account ids are positive integers")));
+        }
+        if let Some(shop) = ws.and_then(|w| w.shops.iter().find(|s| c.accounts.contains_key(s.as_str()))) {
+            return Err((
+                "chatwoot.accounts",
+                format!("shop `{shop}` is also in websocket.shops; a shop's replies go to one adapter"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 impl fmt::Display for Sla {

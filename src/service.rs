@@ -7,13 +7,17 @@
 //! transaction; sender tasks claim due sends and post them to the platform with an
 //! idempotency key, retrying 5xx and timeouts with backoff and honouring 429 `Retry-After`.
 //! All state is in the store, so instances are stateless and a crash loses nothing.
+//! Platform adapters ([`websocket`], [`chatwoot`]) are further intake paths (through
+//! [`store_event`]) and [`platform::Platform`]s, chosen per shop by [`platform::Dispatch`].
 
 pub mod api;
+pub mod chatwoot;
 pub mod outbox;
 pub mod platform;
 pub mod run;
 pub mod store;
 pub mod tmc;
+pub mod websocket;
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
@@ -86,6 +90,10 @@ pub struct ServiceConfig {
     pub max_send_attempts: i64,
     /// Consumer webhook endpoints and their retry schedule.
     pub webhooks: outbox::Webhooks,
+    /// The websocket client adapter, when configured.
+    pub websocket: Option<websocket::WsConfig>,
+    /// The Chatwoot Agent Bot adapter, when configured.
+    pub chatwoot: Option<chatwoot::ChatwootConfig>,
 }
 
 /// What every handler and task shares.
@@ -371,6 +379,14 @@ async fn plan_message(
         });
     }
     stmts.extend(draft_events(s, now, seq, &shop, &event, &draft, &route));
+    // A draft that needs a person hands the conversation over on the platform's side too
+    // (Chatwoot: opened for the agents), queued in this transaction so it is never lost.
+    if draft.route != Route::Auto && owner == "bot" && s.platform.hands_off(&shop) {
+        stmts.push(Stmt {
+            sql: platform::QUEUE_HANDOFF,
+            args: vec![Arg::I(seq), Arg::T(platform::handoff_note(&draft, &route)), Arg::I(now)],
+        });
+    }
     for a in &draft.actions {
         match a {
             Action::Promise { what, due_at } => stmts.push(Stmt {

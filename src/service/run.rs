@@ -8,7 +8,10 @@ use axum::{Json, Router, extract::State, http::HeaderMap, routing::post};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use super::{Role, ServiceConfig, Shared, api, metrics_handle, spawn_workers, store::Store};
+use super::{
+    Role, ServiceConfig, Shared, api, chatwoot::Chatwoot, metrics_handle, platform::Platform, spawn_workers,
+    store::Store, websocket::WsLink,
+};
 use crate::domain::{draft::Assistant, sign::Secret};
 
 /// A running service.
@@ -21,6 +24,7 @@ pub struct Running {
     pub shutdown: CancellationToken,
     server: tokio::task::JoinHandle<()>,
     workers: tokio_util::task::TaskTracker,
+    adapters: tokio_util::task::TaskTracker,
 }
 
 impl Running {
@@ -29,6 +33,7 @@ impl Running {
         self.shutdown.cancel();
         let _ = self.server.await;
         self.workers.wait().await;
+        self.adapters.wait().await;
     }
 }
 
@@ -45,7 +50,27 @@ pub async fn start(listener: TcpListener, assistant: Arc<Assistant>, cfg: Servic
         .with_context(|| format!("cannot open the database {}", redact_url(&cfg.database_url)))?;
     let shutdown = CancellationToken::new();
     let http = reqwest::Client::builder().timeout(Duration::from_secs(15)).build().context("HTTP client")?;
-    let platform = Arc::new(super::platform::HttpPlatform { http: http.clone(), url: cfg.platform_url.clone() });
+    let http_platform: Arc<dyn Platform> =
+        Arc::new(super::platform::HttpPlatform { http: http.clone(), url: cfg.platform_url.clone() });
+    // Each shop's replies go to the adapter that serves it; the rest to the HTTP platform.
+    let mut by_shop: HashMap<String, Arc<dyn Platform>> = HashMap::new();
+    let ws_link = cfg.websocket.as_ref().map(|w| Arc::new(WsLink::new(w.reply_timeout)));
+    if let (Some(w), Some(link)) = (&cfg.websocket, &ws_link) {
+        for shop in &w.shops {
+            by_shop.insert(shop.clone(), link.clone());
+        }
+    }
+    if let Some(c) = &cfg.chatwoot {
+        let cw: Arc<dyn Platform> = Arc::new(Chatwoot::new(http.clone(), c.clone()));
+        for shop in c.accounts.keys() {
+            by_shop.insert(shop.clone(), cw.clone());
+        }
+    }
+    let platform: Arc<dyn Platform> = if by_shop.is_empty() {
+        http_platform
+    } else {
+        Arc::new(super::platform::Dispatch { by_shop, default: http_platform })
+    };
     let shared = Arc::new(Shared {
         assistant,
         store,
@@ -60,7 +85,7 @@ pub async fn start(listener: TcpListener, assistant: Arc<Assistant>, cfg: Servic
         shutdown: shutdown.clone(),
     });
     let addr = listener.local_addr()?;
-    let app = api::router(shared.clone());
+    let app = api::router(shared.clone()).merge(super::chatwoot::router(shared.clone()));
     let stop = shutdown.clone();
     let server = tokio::spawn(async move {
         let _ = axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await }).await;
@@ -69,7 +94,15 @@ pub async fn start(listener: TcpListener, assistant: Arc<Assistant>, cfg: Servic
     if let Some(opts) = tmc {
         super::tmc::spawn(&shared, &workers, opts);
     }
-    Ok(Running { addr, shared, shutdown, server, workers })
+    let adapters = tokio_util::task::TaskTracker::new();
+    if let (Some(w), Some(link)) = (shared.cfg.websocket.clone(), ws_link) {
+        adapters.spawn(super::websocket::run(shared.clone(), w, link));
+    }
+    if shared.cfg.chatwoot.is_some() {
+        adapters.spawn(super::platform::handoffs(shared.clone()));
+    }
+    adapters.close();
+    Ok(Running { addr, shared, shutdown, server, workers, adapters })
 }
 
 /// A database URL without its password, for messages.
@@ -175,6 +208,8 @@ pub async fn demo(assistant: Arc<Assistant>, conversations: &Path, keep_running:
             }],
             retry_schedule_ms: vec![0, 1000, 5000],
         },
+        websocket: None,
+        chatwoot: None,
     };
     let listener = TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
     let running = start(listener, assistant, cfg).await?;

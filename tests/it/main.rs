@@ -1,6 +1,7 @@
 //! The single integration-test binary (ripgrep / zero2prod style): one link, topical modules.
 
 mod catalog;
+mod chatwoot;
 mod cli;
 mod corpus;
 mod draft;
@@ -13,3 +14,4 @@ mod service;
 mod support;
 mod templates;
 mod tmc;
+mod websocket;

@@ -95,6 +95,8 @@ pub(crate) fn cfg(db: &str, platform_url: &str, instance: &str) -> ServiceConfig
         rate_per_shop: 200,
         max_send_attempts: 8,
         webhooks: Default::default(),
+        websocket: None,
+        chatwoot: None,
     }
 }
 
