@@ -41,16 +41,6 @@ fn new_key() -> Secret {
     Secret::from_bytes(b"new-consumer-secret-0123456789ab").unwrap()
 }
 
-/// A platform that accepts every reply.
-async fn platform() -> String {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/send", l.local_addr().unwrap());
-    tokio::spawn(async move {
-        let _ = axum::serve(l, Router::new().route("/send", post(|| async { "ok" }))).await;
-    });
-    url
-}
-
 /// The Python consumer (`tests/consumer/consumer.py`), verifying with `standardwebhooks`.
 struct Consumer {
     child: tokio::process::Child,
@@ -128,7 +118,7 @@ async fn post_round(base: &str, round: usize) {
 async fn consumer_down_and_back_body(db: &str) {
     let dir = tempfile::tempdir().unwrap();
     let consumer = Consumer::start(0, dir.path().join("log.jsonl"), &new_key()).await;
-    let mut c = cfg(db, &platform().await, "t");
+    let mut c = cfg(db, &crate::support::accepting_platform().await, "t");
     c.webhooks = Webhooks {
         endpoints: vec![endpoint(format!("http://127.0.0.1:{}/hooks", consumer.port))],
         retry_schedule_ms: [0, 100, 200, 400].into_iter().chain(std::iter::repeat_n(500, 60)).collect(),
@@ -262,7 +252,7 @@ async fn dead_letter_and_redeliver() {
     let (_d, db) = sqlite_url();
     let (status, hits) = (Arc::new(AtomicUsize::new(500)), Arc::new(AtomicUsize::new(0)));
     let url = scripted_consumer(status.clone(), hits.clone()).await;
-    let mut c = cfg(&db, &platform().await, "t");
+    let mut c = cfg(&db, &crate::support::accepting_platform().await, "t");
     c.webhooks = Webhooks {
         endpoints: vec![Endpoint { events: vec!["message.received".into()], ..endpoint(url) }],
         retry_schedule_ms: vec![0, 50, 50],
@@ -340,7 +330,7 @@ async fn dead_letter_and_redeliver() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn promise_due_is_announced_once() {
     let (_d, db) = sqlite_url();
-    let mut c = cfg(&db, &platform().await, "t");
+    let mut c = cfg(&db, &crate::support::accepting_platform().await, "t");
     // Nothing listens on port 9: deliveries stay pending, which is all this test needs.
     c.webhooks =
         Webhooks { endpoints: vec![endpoint("http://127.0.0.1:9/hooks".into())], retry_schedule_ms: vec![3_600_000] };
@@ -376,7 +366,7 @@ async fn postgres_two_instances_share_the_outbox() {
     let db = pg_url().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let consumer = Consumer::start(0, dir.path().join("log.jsonl"), &new_key()).await;
-    let platform_url = platform().await;
+    let platform_url = crate::support::accepting_platform().await;
     let mut instances = Vec::new();
     for name in ["a", "b"] {
         let mut c = cfg(&db, &platform_url, name);

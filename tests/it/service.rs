@@ -17,6 +17,7 @@ use shouhou::{
 use tokio::net::TcpListener;
 
 use crate::support::root;
+pub(crate) use crate::support::{pg_skip, pg_url, sqlite_url, wait_until};
 
 pub(crate) const TOKEN: &str = "test-agent-token-1234";
 pub(crate) const SUPERVISOR: &str = "test-supervisor-token-1234";
@@ -146,41 +147,8 @@ pub(crate) async fn count(r: &run::Running, sql: &'static str) -> i64 {
     r.shared.store.rows(sql, &[], &[shouhou::service::store::Col::I("n")]).await.unwrap()[0][0].i()
 }
 
-pub(crate) async fn wait_until<F: std::future::Future<Output = bool>>(mut f: impl FnMut() -> F, secs: u64) -> bool {
-    let end = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < end {
-        if f().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    false
-}
-
 pub(crate) fn api(method: reqwest::Method, url: String, token: &str) -> reqwest::RequestBuilder {
     reqwest::Client::new().request(method, url).bearer_auth(token)
-}
-
-pub(crate) fn sqlite_url() -> (tempfile::TempDir, String) {
-    let d = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", d.path().join("t.db").display());
-    (d, url)
-}
-
-/// A fresh PostgreSQL database per test, when `TEST_PG_URL` is set.
-pub(crate) async fn pg_url() -> Option<String> {
-    let base = std::env::var("TEST_PG_URL").ok()?;
-    let name = format!("shouhou_t{}_{}", std::process::id(), rand_suffix());
-    let admin = sqlx::PgPool::connect(&base).await.expect("TEST_PG_URL reachable");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&admin).await.unwrap();
-    let (head, _) = base.rsplit_once('/').unwrap();
-    Some(format!("{head}/{name}"))
-}
-
-fn rand_suffix() -> u64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(0);
-    N.fetch_add(1, Ordering::SeqCst) * 1000 + (jiff::Timestamp::now().subsec_nanosecond() as u64 % 1000)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -406,14 +374,6 @@ async fn sqlite_flow() {
 async fn sqlite_platform_errors() {
     let (_d, url) = sqlite_url();
     platform_errors_body(&url).await;
-}
-
-pub(crate) fn pg_skip() -> bool {
-    if std::env::var("TEST_PG_URL").is_err() {
-        eprintln!("TEST_PG_URL not set: PostgreSQL test skipped (.ci/run sets it)");
-        return true;
-    }
-    false
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -477,15 +477,6 @@ fn cfg(db: &str, platform_url: &str) -> ServiceConfig {
     crate::service::cfg(db, platform_url, "tmc-test")
 }
 
-/// A platform that accepts every reply.
-async fn platform() -> String {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/send", l.local_addr().unwrap());
-    let app = axum::Router::new().route("/send", axum::routing::post(|| async { "ok" }));
-    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
-    url
-}
-
 async fn post_event(base: &str, body: &str, id: &str) {
     let ts = jiff::Timestamp::now().as_second();
     let res = reqwest::Client::new()
@@ -674,7 +665,7 @@ async fn client_flow_body(db: &str) {
             )
             .unwrap(),
         ),
-        cfg(db, &platform().await),
+        cfg(db, &crate::support::accepting_platform().await),
     )
     .await
     .unwrap();
@@ -843,15 +834,8 @@ async fn client_against_fake_tmc_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_against_fake_tmc_postgres() {
-    let Ok(base) = std::env::var("TEST_PG_URL") else {
-        eprintln!("TEST_PG_URL not set: PostgreSQL test skipped (.ci/run sets it)");
-        return;
-    };
-    let name = format!("shouhou_tmc{}_{}", std::process::id(), jiff::Timestamp::now().subsec_nanosecond());
-    let admin = sqlx::PgPool::connect(&base).await.expect("TEST_PG_URL reachable");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&admin).await.unwrap();
-    let (head, _) = base.rsplit_once('/').unwrap();
-    client_flow_body(&format!("{head}/{name}")).await;
+    let Some(db) = crate::support::pg_url().await else { return };
+    client_flow_body(&db).await;
 }
 
 /// A wrong secret: the server refuses the login, the client backs off and tries again with a
@@ -870,7 +854,7 @@ async fn refused_login_backs_off_and_retries() {
             )
             .unwrap(),
         ),
-        cfg(&db, &platform().await),
+        cfg(&db, &crate::support::accepting_platform().await),
     )
     .await
     .unwrap();

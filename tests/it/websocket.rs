@@ -6,7 +6,7 @@
 use std::{
     collections::{HashMap, HashSet},
     sync::{Arc, Mutex},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use futures_util::{SinkExt, StreamExt};
@@ -22,7 +22,7 @@ use tokio_tungstenite::tungstenite::{
     handshake::server::{ErrorResponse, Request, Response},
 };
 
-use crate::support::root;
+use crate::support::{pg_url, root, sqlite_url, wait_until};
 
 const WS_TOKEN: &str = "test-ws-token-0001";
 
@@ -229,46 +229,6 @@ async fn start(db: &str, ws: WsConfig) -> run::Running {
 
 async fn count(store: &Store, sql: &'static str) -> i64 {
     store.rows(sql, &[], &[Col::I("n")]).await.unwrap()[0][0].i()
-}
-
-async fn wait_until<F: std::future::Future<Output = bool>>(mut f: impl FnMut() -> F, secs: u64) -> bool {
-    let end = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < end {
-        if f().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    false
-}
-
-const MODULE: &str = "ws";
-
-/// A fresh PostgreSQL database per test when `TEST_PG_URL` is set; `None` (with a notice) otherwise.
-async fn pg_url() -> Option<String> {
-    let Ok(base) = std::env::var("TEST_PG_URL") else {
-        eprintln!("TEST_PG_URL not set: PostgreSQL test skipped (.ci/run sets it)");
-        return None;
-    };
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(0);
-    let name = format!(
-        "shouhou_{}_{}_{}",
-        MODULE,
-        std::process::id(),
-        N.fetch_add(1, Ordering::SeqCst) * 1000
-            + u64::from(jiff::Timestamp::now().subsec_nanosecond().unsigned_abs() % 1000)
-    );
-    let admin = sqlx::PgPool::connect(&base).await.expect("TEST_PG_URL reachable");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&admin).await.unwrap();
-    let (head, _) = base.rsplit_once('/').unwrap();
-    Some(format!("{head}/{name}"))
-}
-
-fn sqlite_url() -> (tempfile::TempDir, String) {
-    let d = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", d.path().join("t.db").display());
-    (d, url)
 }
 
 /// Every reply frame is well formed; returns the distinct idempotency keys, and checks no
