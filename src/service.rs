@@ -9,6 +9,7 @@
 //! All state is in the store, so instances are stateless and a crash loses nothing.
 
 pub mod api;
+pub mod console;
 pub mod platform;
 pub mod run;
 pub mod store;
@@ -298,6 +299,17 @@ async fn plan_message(
         None => (Case::default(), "bot".to_owned()),
     };
     let mut draft = s.assistant.draft(&case, &event, Timestamp::now());
+    // Auto-send earned per intent (the console's autonomy page): a clean draft for review is
+    // sent when a supervisor has switched auto-send on for each of its intents.
+    if draft.route == Route::Review
+        && draft.reply.is_some()
+        && draft.guard.passed()
+        && s.assistant.settings.auto_enabled
+        && draft.intents.iter().all(|h| h.score >= s.assistant.settings.auto_threshold)
+        && console::ops::auto_send_allowed(&s.store, &draft.intents.iter().map(|h| h.id).collect::<Vec<_>>()).await?
+    {
+        draft.route = Route::Auto;
+    }
     // One owner per conversation: once a person has it, the bot drafts for review at most.
     if owner != "bot" && draft.route == Route::Auto {
         draft.route = Route::Review;
