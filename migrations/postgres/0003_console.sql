@@ -36,4 +36,6 @@ CREATE TABLE autonomy (
 ALTER TABLE calls ADD COLUMN attempt_times TEXT NOT NULL DEFAULT '[]';
 ALTER TABLE promises ADD COLUMN kept_at BIGINT;
 ALTER TABLE promises ADD COLUMN kept_by TEXT;
+-- Set when part-time staff hand a draft to another group (it then leaves their view).
+ALTER TABLE drafts ADD COLUMN triaged_by TEXT;
 CREATE INDEX drafts_conversation ON drafts (shop_id, conversation_id, id);

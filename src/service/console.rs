@@ -330,14 +330,29 @@ struct QueueQuery {
     msg: String,
 }
 
-/// Whether a draft is a FAQ-type item a part-time user may see: reception group, waiting for
-/// review (not escalated), and every intent among the shop's `routing.auto_intents`.
-fn faq_item(c: &Console, d: &Value) -> bool {
+/// Whether a draft is a FAQ-type item a part-time user may see: waiting for review (not
+/// escalated), every intent among the shop's `routing.auto_intents`, and not yet handed on.
+fn faq_item(c: &Console, d: &Value, triaged: &[i64]) -> bool {
     let intents = d["intents"].as_array().cloned().unwrap_or_default();
-    d["group"] == "reception"
-        && d["status"] == "pending_review"
+    d["status"] == "pending_review"
         && !intents.is_empty()
         && intents.iter().all(|h| c.settings().auto_intents.iter().any(|a| h["id"] == *a))
+        && !d["id"].as_i64().is_some_and(|id| triaged.contains(&id))
+}
+
+/// Drafts waiting for review that part-time staff handed on.
+async fn triaged(c: &Console) -> Result<Vec<i64>, StoreError> {
+    Ok(c.shared
+        .store
+        .rows(
+            "SELECT id FROM drafts WHERE triaged_by IS NOT NULL AND status IN ('pending_review', 'escalated')",
+            &[],
+            &[Col::I("id")],
+        )
+        .await?
+        .into_iter()
+        .map(|r| r[0].i())
+        .collect())
 }
 
 async fn queue_items(c: &Console, me: &Sess, q: &QueueQuery) -> Result<Vec<Value>, Fail> {
@@ -346,11 +361,12 @@ async fn queue_items(c: &Console, me: &Sess, q: &QueueQuery) -> Result<Vec<Value
         " WHERE status IN ('pending_review', 'escalated') ORDER BY CASE WHEN status = 'escalated' THEN 0 ELSE 1 END, created_at, id LIMIT 500"
     );
     let rows = c.shared.store.rows(SQL, &[], &DRAFT_COLS).await?;
+    let handed_on = if me.role == Role::PartTime { triaged(c).await? } else { Vec::new() };
     let now = now_ms();
     let mut items = Vec::new();
     for r in &rows {
         let d = draft_json(r);
-        if me.role == Role::PartTime && !faq_item(c, &d) {
+        if me.role == Role::PartTime && !faq_item(c, &d, &handed_on) {
             continue;
         }
         let intents: Vec<String> =
@@ -468,7 +484,7 @@ fn order_card(order: Option<&crate::domain::event::Order>, role: Role) -> Value 
 async fn draft_view(c: &Console, me: &Sess, id: i64, edit: Option<(&str, &crate::domain::guard::Verdict)>) -> Page {
     let r = load_draft(&c.shared, id).await?;
     let d = draft_json(&r);
-    if me.role == Role::PartTime && !faq_item(c, &d) {
+    if me.role == Role::PartTime && !faq_item(c, &d, &triaged(c).await?) {
         return Err(Fail::forbidden());
     }
     let (shop, conv) = (r[1].t(), r[2].t());
@@ -648,7 +664,7 @@ async fn triage(
     }
     let r = load_draft(&c.shared, id).await?;
     let d = draft_json(&r);
-    if me.role == Role::PartTime && !faq_item(&c, &d) {
+    if me.role == Role::PartTime && !faq_item(&c, &d, &triaged(&c).await?) {
         return Err(Fail::forbidden());
     }
     let now = now_ms();
@@ -657,8 +673,8 @@ async fn triage(
         .store
         .apply(&[
             Stmt {
-                sql: "UPDATE drafts SET grp = $2 WHERE id = $1 AND status IN ('pending_review', 'escalated')",
-                args: vec![Arg::I(id), Arg::T(f.group.clone())],
+                sql: "UPDATE drafts SET grp = $2, triaged_by = $3 WHERE id = $1 AND status IN ('pending_review', 'escalated')",
+                args: vec![Arg::I(id), Arg::T(f.group.clone()), Arg::T(me.actor())],
             },
             audit_stmt(now, &me.actor(), "triage", &r[1].t(), &r[2].t(), Some(id), None, json!({"group": f.group})),
         ])

@@ -2,6 +2,7 @@
 
 mod catalog;
 mod cli;
+mod console;
 mod corpus;
 mod draft;
 mod entity;
