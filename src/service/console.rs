@@ -558,7 +558,7 @@ async fn draft_view(c: &Console, me: &Sess, id: i64, edit: Option<(&str, &crate:
         Some(me),
         json!({
             "draft": d, "messages": messages, "order": order_card(order, me.role), "case": case,
-            "reply_segments": segments(&reply, &fspans), "findings": findings,
+            "reply_segments": segments(&reply, &fspans), "findings": distinct(findings),
             "open": matches!(d["status"].as_str(), Some("pending_review" | "escalated")),
             "approvable": d["guard"]["verdict"] == "pass" && d["reply"].is_string(),
             "edit_text": edit_text, "edit_verdict": edit_verdict,
@@ -570,7 +570,15 @@ async fn draft_view(c: &Console, me: &Sess, id: i64, edit: Option<(&str, &crate:
 
 fn verdict_json(text: &str, v: &crate::domain::guard::Verdict) -> Value {
     let spans: Vec<([usize; 2], String)> = v.findings.iter().map(|f| (f.span, f.rule.clone())).collect();
-    json!({"verdict": v.verdict, "findings": v.findings, "segments": segments(text, &spans)})
+    let findings = serde_json::to_value(&v.findings).unwrap_or_default();
+    json!({"verdict": v.verdict, "findings": distinct(findings.as_array().cloned().unwrap_or_default()), "segments": segments(text, &spans)})
+}
+
+/// Findings to list: one per rule and wording (the guard reports overlapping matches of a
+/// rule separately; the marks show them all, the list needs each reason once).
+fn distinct(findings: Vec<Value>) -> Vec<Value> {
+    let mut seen = std::collections::HashSet::new();
+    findings.into_iter().filter(|f| seen.insert((f["rule"].to_string(), f["suggestion"].to_string()))).collect()
 }
 
 async fn draft_page(State(c): State<Arc<Console>>, Extension(me): Extension<Sess>, UrlPath(id): UrlPath<i64>) -> Page {

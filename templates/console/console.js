@@ -65,20 +65,14 @@
       const esc = (s) => s.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
       let timer = null, seq = 0;
       const render = (value, v) => {
-        const chars = Array.from(value);
-        const mark = new Array(chars.length).fill(null);
-        v.findings.forEach((f, n) => { for (let i = f.span[0]; i < Math.min(f.span[1], chars.length); i++) if (mark[i] === null) mark[i] = n; });
-        let html = "", i = 0;
-        while (i < chars.length) {
-          let j = i; while (j < chars.length && mark[j] === mark[i]) j++;
-          const piece = esc(chars.slice(i, j).join(""));
-          if (mark[i] === null) html += piece;
-          else { const f = v.findings[mark[i]]; html += '<mark class="bad" data-rule="' + esc(f.rule) + '" title="' + esc(f.message) + '">' + piece + "</mark>"; }
-          i = j;
-        }
+        // The server splits the text into segments; a marked one carries its rule.
+        const reason = (rule) => (v.findings.find((f) => f.rule === rule) || {}).message || rule;
+        const html = v.segments.map((s) => s.hl
+          ? '<mark class="bad" data-rule="' + esc(s.hl) + '" title="' + esc(reason(s.hl)) + '">' + esc(s.t) + "</mark>"
+          : esc(s.t)).join("");
         preview.innerHTML = v.verdict === "pass" ? "" : html;
         list.innerHTML = v.findings.map((f) => "<li><strong>" + esc(labels.families[f.rule.split(".")[0]] || f.rule) + "</strong> <code>" + esc(f.rule) + "</code>：" + esc(f.message) +
-          (f.suggestion ? '<br>建议改为：<q>' + esc(f.suggestion) + "</q>" : "") + "</li>").join("");
+          (f.suggestion ? '<br>建议改为：<q>' + esc(f.suggestion) + '</q> <button type="button" class="use" data-s="' + esc(f.suggestion) + '">使用此说法</button>' : "") + "</li>").join("");
         status.textContent = v.verdict === "pass" ? "安全检查通过。" : "安全检查拦截：不能发送。";
         status.className = v.verdict === "pass" ? "ok" : "error";
         send.disabled = v.verdict !== "pass";
@@ -94,6 +88,13 @@
         if (!res.ok || mine !== seq) return;
         render(value, await res.json());
       };
+      list.addEventListener("click", (e) => {
+        const b = e.target.closest("button.use");
+        if (!b) return;
+        text.value = b.dataset.s;
+        text.dispatchEvent(new Event("input"));
+        text.focus();
+      });
       text.addEventListener("input", () => { clearTimeout(timer); send.disabled = true; timer = setTimeout(check, 250); });
     }
   }
