@@ -154,8 +154,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/console/stats", get(ops::stats_page))
         .route("/console/autonomy", get(ops::autonomy_page))
         .route("/console/autonomy/{intent}", post(ops::autonomy_set))
-        .layer(from_fn_with_state(c.clone(), auth::session_layer))
-        .layer(from_fn_with_state(c.clone(), render_fail))
+        .route_layer(from_fn_with_state(c.clone(), auth::session_layer))
+        .route_layer(from_fn_with_state(c.clone(), render_fail))
         .with_state(c)
 }
 

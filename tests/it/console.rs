@@ -57,6 +57,11 @@ impl Env {
     }
 
     async fn start_with(autonomy: &str) -> Self {
+        Self::start_on(None, autonomy).await
+    }
+
+    /// On `database_url` (a fresh PostgreSQL database) or, without one, a temporary SQLite file.
+    async fn start_on(database_url: Option<String>, autonomy: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let got = Arc::new(Mutex::new(Vec::new()));
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -67,7 +72,7 @@ impl Env {
             Assistant::load(&root().join("intents"), &root().join("templates"), &config_with(dir.path(), autonomy))
                 .unwrap();
         let cfg = ServiceConfig {
-            database_url: format!("sqlite://{}", dir.path().join("t.db").display()),
+            database_url: database_url.unwrap_or_else(|| format!("sqlite://{}", dir.path().join("t.db").display())),
             platform_url,
             shops: HashMap::from([("shop-1".to_owned(), vec![secret()])]),
             api_tokens: HashMap::new(),
@@ -764,10 +769,59 @@ async fn static_files_and_unknown_things() {
     assert!(res.text().await.unwrap().contains("EventSource"));
     let res = anon.http.get(format!("{}/console/static/nope.js", env.base)).send().await.unwrap();
     assert_eq!(res.status(), 404);
+    let res = anon.http.get(format!("{}/console/nope", env.base)).send().await.unwrap();
+    assert_eq!(res.status(), 404, "unknown paths are not sent to the login page");
     let agent = env.login("agent").await;
     let (s, page) = agent.get("/console/drafts/424242").await;
     assert_eq!(s, 404);
     insta::assert_snapshot!("error_not_found", main_of(&page));
+    env.running.stop().await;
+}
+
+/// The console on PostgreSQL: sign-in, the queue, the conversation view, approve, a blocked
+/// edit, the event stream's query, calls, promises, stats and autonomy run on both backends.
+#[tokio::test]
+async fn console_on_postgres() {
+    let Ok(base) = std::env::var("TEST_PG_URL") else {
+        eprintln!("TEST_PG_URL not set: PostgreSQL console test skipped (.ci/run sets it)");
+        return;
+    };
+    let name = format!("shouhou_console_{}_{}", std::process::id(), jiff::Timestamp::now().subsec_nanosecond());
+    let admin = sqlx::PgPool::connect(&base).await.expect("TEST_PG_URL reachable");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&admin).await.unwrap();
+    let (head, _) = base.rsplit_once('/').unwrap();
+    let env = Env::start_on(Some(format!("{head}/{name}")), "[autonomy]\nmin_drafts = 1\nmin_unedited = 0.5").await;
+    let agent = env.login("agent").await;
+    let (s, page) = agent.get("/console/queue").await;
+    assert_eq!(s, 200);
+    assert!(page.contains("臭了"));
+    let id = env.draft_id("c-rot-m1").await;
+    let (s, page) = agent.get(&format!("/console/drafts/{id}")).await;
+    assert_eq!(s, 200);
+    assert!(page.contains(r#"<mark class="ev""#));
+    let (s, _, _) = agent.submit(&format!("/console/drafts/{id}/approve"), &[]).await;
+    assert_eq!(s, 303);
+    let other = env.draft_id("c-wrong-m1").await;
+    let (s, _, _) =
+        agent.submit(&format!("/console/drafts/{other}/edit"), &[("text", "亲，我们发出都是有放冰袋不会坏的")]).await;
+    assert_eq!(s, 422);
+    let mut res =
+        agent.http.get(format!("{}/console/events", env.base)).header("cookie", &agent.cookie).send().await.unwrap();
+    let first = String::from_utf8(res.chunk().await.unwrap().unwrap().to_vec()).unwrap();
+    assert!(first.contains("event: queue"), "{first}");
+    drop(res);
+    for path in ["/console/calls", "/console/promises", "/console/stats", "/console/autonomy"] {
+        let (s, _) = agent.get(path).await;
+        assert_eq!(s, 200, "{path}");
+    }
+    let (_, page) = agent.get("/console/stats").await;
+    assert!(page.contains("<span>批准率</span><strong>100.0%</strong>"), "one approval");
+    let sup = env.login("supervisor").await;
+    let (s, _, _) = sup.submit("/console/autonomy/rotten_food", &[("enabled", "1")]).await;
+    assert_eq!(s, 303);
+    let pid = env.count("SELECT CAST(MIN(id) AS BIGINT) AS n FROM promises").await;
+    let (s, _, _) = agent.submit(&format!("/console/promises/{pid}/kept"), &[]).await;
+    assert_eq!(s, 303);
     env.running.stop().await;
 }
 

@@ -245,6 +245,8 @@ fn client_ip(req_ip: Option<&ConnectInfo<SocketAddr>>) -> String {
 /// `POST /console/login`: checks the throttle, then the password; on success a new session.
 pub async fn login(State(c): State<Arc<Console>>, req: Request) -> Page {
     let ip = client_ip(req.extensions().get::<ConnectInfo<SocketAddr>>());
+    // Behind a TLS-terminating proxy the cookie is marked Secure.
+    let https = req.headers().get("x-forwarded-proto").is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
     let bytes = axum::body::to_bytes(req.into_body(), 16 * 1024)
         .await
         .map_err(|_| Fail::new(StatusCode::PAYLOAD_TOO_LARGE, "bad_request", "request too large"))?;
@@ -330,7 +332,11 @@ pub async fn login(State(c): State<Arc<Console>>, req: Request) -> Page {
         ])
         .await?;
     let mut res = Redirect::to("/console/queue").into_response();
-    let cookie = format!("{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/console; Max-Age={}", SESSION_MS / 1000);
+    let cookie = format!(
+        "{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/console; Max-Age={}{}",
+        SESSION_MS / 1000,
+        if https { "; Secure" } else { "" }
+    );
     res.headers_mut().insert(header::SET_COOKIE, HeaderValue::from_str(&cookie).expect("ascii cookie"));
     Ok(res)
 }
