@@ -124,8 +124,8 @@ pub enum Command {
     },
     /// Load and validate every data file (intents, templates, guard, config) and report.
     Validate,
-    /// Run the service: signed intake on /v1/events, the pipeline, the platform sender and the
-    /// REST API. Secrets come from the environment: SHOUHOU_SHOP_SECRETS
+    /// Run the service: signed intake on /v1/events, the pipeline, the platform sender, the
+    /// REST API and the agent console at /console. Secrets come from the environment: SHOUHOU_SHOP_SECRETS
     /// (`shop-1=whsec_…|whsec_…,shop-2=whsec_…`) and SHOUHOU_API_TOKENS (`token=role,…`).
     Serve {
         /// Address to listen on.

@@ -283,6 +283,28 @@ pub fn mask_address(s: &str) -> String {
     format!("{}****", s.chars().take(6).collect::<String>())
 }
 
+/// `text` with every occurrence of the receiver's name, phone and address masked, keeping the
+/// length in characters (the first character of a name, the first 3 and last 4 digits of a
+/// phone, the first 6 characters of an address stay).
+#[must_use]
+pub fn mask_in_text(text: &str, receiver: Option<&crate::domain::event::Receiver>) -> String {
+    let Some(r) = receiver else { return text.to_owned() };
+    let mut out = text.to_owned();
+    for (value, keep_head, keep_tail) in
+        [(r.name.as_deref(), 1, 0), (r.phone.as_deref(), 3, 4), (r.address.as_deref(), 6, 0)]
+    {
+        let Some(v) = value.filter(|v| v.chars().count() >= 2) else { continue };
+        let n = v.chars().count();
+        let masked: String = v
+            .chars()
+            .enumerate()
+            .map(|(i, ch)| if i < keep_head.min(n - 1) || i + keep_tail >= n && keep_tail > 0 { ch } else { '*' })
+            .collect();
+        out = out.replace(v, &masked);
+    }
+    out
+}
+
 /// Whether `role` may see a receiver's name, phone and address.
 #[must_use]
 pub fn may_see_receiver(role: Role) -> bool {
@@ -518,7 +540,16 @@ async fn draft_view(c: &Console, me: &Sess, id: i64, edit: Option<(&str, &crate:
         } else {
             Vec::new()
         };
-        let text = if may_see_receiver(me.role) { ev.text.clone() } else { crate::domain::mask_phones(&ev.text) };
+        // Part-time staff see only the message the draft answers, with phones and the order's
+        // receiver data masked where the buyer typed them (same length, so evidence spans hold).
+        if !may_see_receiver(me.role) && !is_current {
+            continue;
+        }
+        let text = if may_see_receiver(me.role) {
+            ev.text.clone()
+        } else {
+            mask_in_text(&crate::domain::mask_phones(&ev.text), ev.order.as_ref().and_then(|o| o.receiver.as_ref()))
+        };
         messages.push(json!({
             "current": is_current, "at": fmt_ms(m[2].i(), c.tz()), "segments": segments(&text, &spans),
             "attachments": ev.attachments.len(), "reply": m[4].opt(), "reply_status": m[5].opt(), "draft_id": m[3].i(),
