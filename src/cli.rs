@@ -434,10 +434,12 @@ pub fn run(cli: Cli) -> Result<u8> {
         }
         Command::Validate => {
             let a = assistant()?;
+            let pages = crate::service::console::check_templates(&templates.join("console"))
+                .map_err(|e| anyhow::anyhow!("console templates: {e}"))?;
             let mut out = io::stdout().lock();
             writeln!(
                 out,
-                "ok: {} intents ({} phrases), {} template steps, guard and {} loaded",
+                "ok: {} intents ({} phrases), {} template steps, guard, {pages} console templates and {} loaded",
                 a.understanding.catalog.intents.len(),
                 a.understanding.catalog.cue_phrases().len(),
                 crate::domain::case::STEPS.len(),

@@ -94,6 +94,15 @@ impl Console {
     }
 }
 
+/// Loads the console's templates from `dir` (`<templates>/console`) and checks every page is
+/// there; returns how many templates loaded (`shouhou validate` calls this).
+///
+/// # Errors
+/// An unreadable directory or file, a template that does not parse, a missing page.
+pub fn check_templates(dir: &Path) -> Result<usize, String> {
+    load_env(dir).map(|env| env.templates().count())
+}
+
 fn load_env(dir: &Path) -> Result<Environment<'static>, String> {
     let mut env = Environment::new();
     let entries = std::fs::read_dir(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;

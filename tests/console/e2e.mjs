@@ -9,6 +9,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
+import { createHmac } from "node:crypto";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
 
@@ -85,6 +86,38 @@ test("an agent logs in and sees the queue, escalations first", async () => {
   const phone = await login("agent", { width: 390, height: 844 });
   await phone.page.screenshot({ path: join(shots, "queue-phone.png"), fullPage: true });
   await phone.context.close();
+});
+
+// The demo's fixed shop secret (src/service/run.rs, DEMO_KEY; local demo only).
+const DEMO_KEY = Buffer.from("shouhou-demo-secret-not-for-prod");
+
+/** Posts a buyer message to the service as the platform would: a Standard Webhooks signature. */
+async function buyerSays(messageId, conversationId, text) {
+  const body = JSON.stringify({ message_id: messageId, shop_id: "shop-1", conversation_id: conversationId,
+    sender: { account_id: "tb_live_1" }, text });
+  const ts = Math.floor(Date.now() / 1000);
+  const sig = createHmac("sha256", DEMO_KEY).update(`${messageId}.${ts}.${body}`).digest("base64");
+  const res = await fetch(`${base}/v1/events`, {
+    method: "POST", body,
+    headers: { "content-type": "application/json", "x-shouhou-shop": "shop-1", "webhook-id": messageId,
+      "webhook-timestamp": String(ts), "webhook-signature": `v1,${sig}` },
+  });
+  assert.equal(res.status, 202, await res.text());
+}
+
+test("a new buyer message appears in the open queue without a reload", async () => {
+  const { context, page } = await login("agent");
+  await page.getByRole("heading", { name: /审核队列/ }).waitFor();
+  await page.evaluate(() => { window.notReloaded = true; });
+  const before = await page.locator("#queue-rows tr[data-id]").count();
+  // Let the page's event stream connect and take its first reading.
+  await page.waitForTimeout(1500);
+  await buyerSays("live-m1", "c-live", "我买的牛排收到就化冻了，还有股怪味");
+  await page.locator("#queue-rows tr", { hasText: "牛排收到就化冻了" }).waitFor({ timeout: 15000 });
+  assert.equal(await page.evaluate(() => window.notReloaded), true, "the page was not reloaded");
+  assert.equal(await page.locator("#queue-rows tr[data-id]").count(), before + 1);
+  assert.equal(await page.locator("#count").textContent(), String(before + 1));
+  await context.close();
 });
 
 test("approving a draft (key a) sends it to the platform", async () => {

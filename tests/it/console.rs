@@ -935,3 +935,39 @@ async fn browser_end_to_end() {
     assert!(out.status.success(), "browser test failed:\n{text}");
     eprintln!("{text}");
 }
+
+/// `shouhou validate` loads the console's templates: a page that does not parse or is missing
+/// is reported with its file.
+#[test]
+fn validate_checks_the_console_templates() {
+    fn copy(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for e in std::fs::read_dir(from).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_dir() {
+                copy(&e.path(), &to.join(e.file_name()));
+            } else {
+                std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+            }
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    copy(&root().join("templates"), dir.path());
+    let validate = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_shouhou"))
+            .args(["--templates", dir.path().to_str().unwrap(), "validate"])
+            .current_dir(root())
+            .output()
+            .unwrap()
+    };
+    let out = validate();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("console templates"));
+    std::fs::write(dir.path().join("console/queue.html"), "{% for x in %}").unwrap();
+    let out = validate();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("queue.html"), "{}", String::from_utf8_lossy(&out.stderr));
+    std::fs::remove_file(dir.path().join("console/queue.html")).unwrap();
+    let out = validate();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("has no queue.html"));
+}
