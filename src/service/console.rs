@@ -625,19 +625,7 @@ async fn draft_page(State(c): State<Arc<Console>>, Extension(me): Extension<Sess
     draft_view(&c, &me, id, None).await
 }
 
-/// The form fields every POST carries (checked by `session_layer`).
-#[derive(Deserialize)]
-struct CsrfOnly {
-    #[serde(default, rename = "csrf")]
-    _csrf: String,
-}
-
-async fn approve(
-    State(c): State<Arc<Console>>,
-    Extension(me): Extension<Sess>,
-    UrlPath(id): UrlPath<i64>,
-    Form(_f): Form<CsrfOnly>,
-) -> Page {
+async fn approve(State(c): State<Arc<Console>>, Extension(me): Extension<Sess>, UrlPath(id): UrlPath<i64>) -> Page {
     me.need(Role::Agent)?;
     api::approve_draft(&c.shared, &me.actor(), id).await?;
     Ok(Redirect::to(&format!("/console/queue?msg=approved-{id}")).into_response())

@@ -715,6 +715,8 @@ async fn autonomy_is_earned_and_honoured_by_the_pipeline() {
     let (_, page) = sup.get("/console/autonomy").await;
     assert!(page.contains("已达标") && page.contains("已开启"));
     assert!(env.audit_kinds().await.contains(&"autonomy_on".to_owned()));
+    let (s, _, _) = sup.submit("/console/autonomy/rotten_food", &[("enabled", "yes")]).await;
+    assert_eq!(s, 400);
     let (s, _, _) = sup.submit("/console/autonomy/no_such_intent", &[("enabled", "1")]).await;
     assert_eq!(s, 404);
 

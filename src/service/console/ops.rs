@@ -542,7 +542,11 @@ pub(super) async fn autonomy_set(
         .into_iter()
         .find(|e| e.intent == intent)
         .ok_or_else(|| Fail::new(StatusCode::NOT_FOUND, "not_found", format!("unknown intent `{intent}`")))?;
-    let on = f.enabled == "1";
+    let on = match f.enabled.as_str() {
+        "1" => true,
+        "0" => false,
+        _ => return Err(Fail::new(StatusCode::BAD_REQUEST, "bad_request", "enabled must be 1 or 0")),
+    };
     if on && !record.eligible {
         return Err(Fail::new(
             StatusCode::CONFLICT,
