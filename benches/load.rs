@@ -124,6 +124,9 @@ async fn full(assistant: Arc<Assistant>, db: &str, name: &str, n: usize, rate: O
         processors: std::env::var("LOAD_PROCESSORS").ok().and_then(|v| v.parse().ok()).unwrap_or(4),
         rate_per_shop: 1_000_000,
         max_send_attempts: 8,
+        webhooks: Default::default(),
+        websocket: None,
+        chatwoot: None,
     };
     let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let running = run::start(l, assistant, cfg).await.expect("service");

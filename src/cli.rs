@@ -377,7 +377,26 @@ pub fn run(cli: Cli) -> Result<u8> {
                 let shops = crate::service::run::parse_shop_secrets(
                     &std::env::var("SHOUHOU_SHOP_SECRETS").unwrap_or_default(),
                 )?;
-                if shops.is_empty() {
+                let env = |k: &str| std::env::var(k).ok();
+                let websocket = a
+                    .settings
+                    .websocket
+                    .as_ref()
+                    .map(|w| {
+                        crate::service::websocket::WsConfig::from_file(w, env(crate::service::websocket::TOKEN_ENV))
+                    })
+                    .transpose()?;
+                let chatwoot = a
+                    .settings
+                    .chatwoot
+                    .as_ref()
+                    .map(|c| {
+                        use crate::service::chatwoot::{ChatwootConfig, SECRET_ENV, TOKEN_ENV};
+                        ChatwootConfig::from_file(c, env(TOKEN_ENV), env(SECRET_ENV))
+                    })
+                    .transpose()?;
+                // Signed webhook intake needs shop secrets unless an adapter brings the events.
+                if shops.is_empty() && websocket.is_none() && chatwoot.is_none() {
                     anyhow::bail!(
                         "SHOUHOU_SHOP_SECRETS is empty: set shop-id=whsec_… for every shop that sends events"
                     );
@@ -393,6 +412,15 @@ pub fn run(cli: Cli) -> Result<u8> {
                     processors,
                     rate_per_shop,
                     max_send_attempts: 12,
+                    webhooks: crate::service::outbox::Webhooks::new(
+                        &a.settings.webhooks,
+                        &crate::service::run::parse_named_secrets(
+                            "SHOUHOU_WEBHOOK_SECRETS",
+                            &std::env::var("SHOUHOU_WEBHOOK_SECRETS").unwrap_or_default(),
+                        )?,
+                    )?,
+                    websocket,
+                    chatwoot,
                 };
                 let listener = tokio::net::TcpListener::bind(&listen)
                     .await

@@ -33,6 +33,18 @@ pub struct ConfigFile {
     /// When an intent has earned automatic sending (the console's autonomy page).
     #[serde(default)]
     pub autonomy: AutonomyFile,
+    /// Consumer webhooks (optional).
+    #[serde(default)]
+    pub webhooks: WebhooksFile,
+    /// The Taobao message service (TMC) client; absent means off.
+    #[serde(default)]
+    pub tmc: Option<TmcSettings>,
+    /// The generic websocket client adapter (`docs/websocket.md`); off when absent.
+    #[serde(default)]
+    pub websocket: Option<WebsocketFile>,
+    /// The Chatwoot Agent Bot adapter (`docs/chatwoot.md`); off when absent.
+    #[serde(default)]
+    pub chatwoot: Option<ChatwootFile>,
 }
 
 /// `[autonomy]`: the bar an intent must meet before a supervisor may turn auto-send on.
@@ -59,6 +71,150 @@ fn default_min_drafts() -> u32 {
 
 fn default_min_unedited() -> f64 {
     0.95
+}
+
+/// `[webhooks]`: where shouhou's own events are delivered (Standard Webhooks).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhooksFile {
+    /// Delays between attempts, e.g. `["0s", "5s", "5m"]`: the first is before the first attempt.
+    /// After the last one fails the delivery is dead-lettered. Default: the spec's schedule.
+    #[serde(default)]
+    pub retry_schedule: Option<Vec<String>>,
+    /// The endpoints.
+    #[serde(default)]
+    pub endpoints: Vec<EndpointFile>,
+}
+
+/// `[[webhooks.endpoints]]`
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointFile {
+    /// A short name (letters, digits, `-`, `_`): the key of its secrets in `SHOUHOU_WEBHOOK_SECRETS`.
+    pub name: String,
+    /// Where events are POSTed.
+    pub url: String,
+    /// Event types delivered, or `["*"]` for all.
+    #[serde(default = "all_events")]
+    pub events: Vec<String>,
+}
+
+fn all_events() -> Vec<String> {
+    vec!["*".into()]
+}
+
+/// The consumer event types (`webhooks.endpoints[].events`).
+pub const EVENT_TYPES: [&str; 7] = [
+    "message.received",
+    "draft.created",
+    "reply.sent",
+    "case.escalated",
+    "call.requested",
+    "promise.created",
+    "promise.due",
+];
+
+/// The Standard Webhooks spec's example schedule: immediately, 5 s, 5 min, 30 min, 2 h, 5 h,
+/// 10 h, 14 h, 20 h, 24 h (about 75 hours in all).
+pub const DEFAULT_RETRY_SCHEDULE: [&str; 10] = ["0s", "5s", "5m", "30m", "2h", "5h", "10h", "14h", "20h", "24h"];
+
+/// Validated `[webhooks]`.
+#[derive(Debug, Clone, Default)]
+pub struct Webhooks {
+    /// Milliseconds to wait before attempt n+1 (index 0: before the first attempt).
+    pub retry_schedule_ms: Vec<i64>,
+    /// The endpoints.
+    pub endpoints: Vec<EndpointFile>,
+}
+
+/// `[tmc]`: the Taobao message service client (docs/tmc.md). The app secret comes from the
+/// environment (`SHOUHOU_TMC_SECRET`), never from this file.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TmcSettings {
+    /// Whether `serve` starts the client.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// The message service endpoint (`ws://` or `wss://`).
+    #[serde(default = "default_tmc_url")]
+    pub url: String,
+    /// The app key of the Taobao open-platform app.
+    pub app_key: String,
+    /// The message group the app consumes.
+    #[serde(default = "default_tmc_group")]
+    pub group_name: String,
+    /// The shouhou shop the messages belong to.
+    pub shop_id: String,
+    /// Seconds between pull requests (the SDK's compensation for missed pushes; also a keep-alive).
+    #[serde(default = "default_tmc_pull")]
+    pub pull_seconds: u64,
+}
+
+/// `[websocket]`: connect to a push endpoint and take buyer messages from it; replies for
+/// `shops` go back over the same connection. The bearer token comes from `SHOUHOU_WS_TOKEN`.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct WebsocketFile {
+    /// `ws://…` or `wss://…`.
+    pub url: String,
+    /// The shops whose messages arrive and whose replies leave over this connection.
+    pub shops: Vec<String>,
+    /// Seconds between pings.
+    #[serde(default = "default_ping")]
+    pub ping_interval_secs: u64,
+    /// Seconds to wait for a pong (or any frame) after a ping before the peer is deemed dead.
+    #[serde(default = "default_pong")]
+    pub pong_timeout_secs: u64,
+    /// Longest wait between reconnection attempts (the backoff doubles up to it, jittered).
+    #[serde(default = "default_reconnect")]
+    pub reconnect_max_secs: u64,
+    /// Seconds to wait for the `reply_ack` of a reply before it is retried.
+    #[serde(default = "default_reply_timeout")]
+    pub reply_timeout_secs: u64,
+}
+
+fn default_ping() -> u64 {
+    20
+}
+fn default_pong() -> u64 {
+    10
+}
+fn default_reconnect() -> u64 {
+    30
+}
+fn default_reply_timeout() -> u64 {
+    10
+}
+
+/// `[chatwoot]`: act as a Chatwoot Agent Bot. Events arrive on `POST /v1/chatwoot/{shop}`;
+/// replies and handoffs go to `url`. The access token comes from `SHOUHOU_CHATWOOT_TOKEN`, the
+/// optional signing secret from `SHOUHOU_CHATWOOT_SECRET`.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ChatwootFile {
+    /// The Chatwoot installation, e.g. `https://chat.example.com`.
+    pub url: String,
+    /// Shop id to Chatwoot account id: the shops served through Chatwoot.
+    pub accounts: BTreeMap<String, i64>,
+    /// On a handoff, also leave a private note with the bot's draft for the person.
+    #[serde(default = "yes")]
+    pub handoff_note: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_tmc_url() -> String {
+    "ws://mc.api.taobao.com/".into()
+}
+
+fn default_tmc_group() -> String {
+    "default".into()
+}
+
+fn default_tmc_pull() -> u64 {
+    30
 }
 
 /// `[shop]`
@@ -198,6 +354,14 @@ pub struct Settings {
     pub calls: CallPolicy,
     /// The autonomy bar.
     pub autonomy: AutonomyFile,
+    /// Consumer webhooks.
+    pub webhooks: Webhooks,
+    /// The TMC client, when configured.
+    pub tmc: Option<TmcSettings>,
+    /// The websocket client adapter, when configured.
+    pub websocket: Option<WebsocketFile>,
+    /// The Chatwoot adapter, when configured.
+    pub chatwoot: Option<ChatwootFile>,
 }
 
 /// Roles the console and API know.
@@ -288,7 +452,27 @@ impl Settings {
                 return Err(err(&format!("sla.{k}"), "must be at least 1 hour".into()));
             }
         }
+        let webhooks = webhooks(&file.webhooks).map_err(|(k, p)| err(&k, p))?;
+        if let Some(t) = &file.tmc {
+            if !(t.url.starts_with("ws://") || t.url.starts_with("wss://")) {
+                return Err(err("tmc.url", format!("must start with ws:// or wss://, got `{}`", t.url)));
+            }
+            for (k, v) in [("tmc.app_key", &t.app_key), ("tmc.group_name", &t.group_name), ("tmc.shop_id", &t.shop_id)]
+            {
+                if v.trim().is_empty() {
+                    return Err(err(k, "must not be empty".into()));
+                }
+            }
+            if !(1..=3600).contains(&t.pull_seconds) {
+                return Err(err("tmc.pull_seconds", "must be between 1 and 3600".into()));
+            }
+        }
+        let tmc = file.tmc;
+        validate_adapters(file.websocket.as_ref(), file.chatwoot.as_ref()).map_err(|(k, p)| err(k, p))?;
         Ok(Self {
+            webhooks,
+            websocket: file.websocket,
+            chatwoot: file.chatwoot,
             timezone,
             auto_enabled: file.routing.auto_enabled,
             auto_threshold: file.routing.auto_threshold,
@@ -301,6 +485,7 @@ impl Settings {
             sla: file.sla,
             calls,
             autonomy: file.autonomy,
+            tmc,
             shop: file.shop,
         })
     }
@@ -310,6 +495,96 @@ impl Settings {
     pub fn bot_authority(&self) -> Authority {
         self.authority[&self.bot_role]
     }
+}
+
+fn webhooks(w: &WebhooksFile) -> Result<Webhooks, (String, String)> {
+    let schedule: Vec<String> = match &w.retry_schedule {
+        Some(s) => s.clone(),
+        None => DEFAULT_RETRY_SCHEDULE.iter().map(|s| (*s).to_owned()).collect(),
+    };
+    if schedule.is_empty() {
+        return Err(("webhooks.retry_schedule".into(), "needs at least one delay (\"0s\": at once)".into()));
+    }
+    let mut retry_schedule_ms = Vec::with_capacity(schedule.len());
+    for (i, d) in schedule.iter().enumerate() {
+        let ms = d
+            .parse::<jiff::SignedDuration>()
+            .ok()
+            .filter(|d| !d.is_negative())
+            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+            .ok_or_else(|| {
+                (
+                    format!("webhooks.retry_schedule[{i}]"),
+                    format!("`{d}` is not a duration such as \"5s\", \"30m\", \"2h\""),
+                )
+            })?;
+        retry_schedule_ms.push(ms);
+    }
+    let mut seen = std::collections::HashSet::new();
+    for (i, e) in w.endpoints.iter().enumerate() {
+        let key = |k: &str| format!("webhooks.endpoints[{i}].{k}");
+        if e.name.is_empty() || !e.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            return Err((key("name"), format!("`{}` must be letters, digits, `-` or `_`", e.name)));
+        }
+        if !seen.insert(e.name.as_str()) {
+            return Err((key("name"), format!("`{}` is used twice", e.name)));
+        }
+        if !(e.url.starts_with("http://") || e.url.starts_with("https://")) {
+            return Err((key("url"), format!("`{}` is not an http:// or https:// URL", e.url)));
+        }
+        if e.events.is_empty() {
+            return Err((key("events"), "lists no event; use [\"*\"] for all".into()));
+        }
+        for (j, ev) in e.events.iter().enumerate() {
+            if ev != "*" && !EVENT_TYPES.contains(&ev.as_str()) {
+                return Err((
+                    format!("webhooks.endpoints[{i}].events[{j}]"),
+                    format!("unknown event type `{ev}`; expected one of {} or \"*\"", EVENT_TYPES.join(", ")),
+                ));
+            }
+        }
+    }
+    Ok(Webhooks { retry_schedule_ms, endpoints: w.endpoints.clone() })
+}
+
+/// Checks the adapter tables: URL schemes, shops, durations; a shop is served by one adapter.
+fn validate_adapters(ws: Option<&WebsocketFile>, cw: Option<&ChatwootFile>) -> Result<(), (&'static str, String)> {
+    if let Some(w) = ws {
+        if !(w.url.starts_with("ws://") || w.url.starts_with("wss://")) {
+            return Err(("websocket.url", format!("must start with ws:// or wss://, got `{}`", w.url)));
+        }
+        if w.shops.is_empty() || w.shops.iter().any(|s| s.trim().is_empty()) {
+            return Err(("websocket.shops", "list at least one shop id (none empty)".into()));
+        }
+        for (k, v) in [
+            ("websocket.ping_interval_secs", w.ping_interval_secs),
+            ("websocket.pong_timeout_secs", w.pong_timeout_secs),
+            ("websocket.reconnect_max_secs", w.reconnect_max_secs),
+            ("websocket.reply_timeout_secs", w.reply_timeout_secs),
+        ] {
+            if v == 0 {
+                return Err((k, "must be at least 1 second".into()));
+            }
+        }
+    }
+    if let Some(c) = cw {
+        if !(c.url.starts_with("http://") || c.url.starts_with("https://")) {
+            return Err(("chatwoot.url", format!("must start with http:// or https://, got `{}`", c.url)));
+        }
+        if c.accounts.is_empty() {
+            return Err(("chatwoot.accounts", "map at least one shop id to its Chatwoot account id".into()));
+        }
+        if let Some((shop, _)) = c.accounts.iter().find(|(_, id)| **id <= 0) {
+            return Err(("chatwoot.accounts", format!("shop `{shop}`: account ids are positive integers")));
+        }
+        if let Some(shop) = ws.and_then(|w| w.shops.iter().find(|s| c.accounts.contains_key(s.as_str()))) {
+            return Err((
+                "chatwoot.accounts",
+                format!("shop `{shop}` is also in websocket.shops; a shop's replies go to one adapter"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 impl fmt::Display for Sla {

@@ -7,12 +7,18 @@
 //! transaction; sender tasks claim due sends and post them to the platform with an
 //! idempotency key, retrying 5xx and timeouts with backoff and honouring 429 `Retry-After`.
 //! All state is in the store, so instances are stateless and a crash loses nothing.
+//! Platform adapters ([`websocket`], [`chatwoot`]) are further intake paths (through
+//! [`store_event`]) and [`platform::Platform`]s, chosen per shop by [`platform::Dispatch`].
 
 pub mod api;
+pub mod chatwoot;
 pub mod console;
+pub mod outbox;
 pub mod platform;
 pub mod run;
 pub mod store;
+pub mod tmc;
+pub mod websocket;
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
@@ -83,6 +89,12 @@ pub struct ServiceConfig {
     pub rate_per_shop: u32,
     /// Attempts before a send is marked failed.
     pub max_send_attempts: i64,
+    /// Consumer webhook endpoints and their retry schedule.
+    pub webhooks: outbox::Webhooks,
+    /// The websocket client adapter, when configured.
+    pub websocket: Option<websocket::WsConfig>,
+    /// The Chatwoot Agent Bot adapter, when configured.
+    pub chatwoot: Option<chatwoot::ChatwootConfig>,
 }
 
 /// What every handler and task shares.
@@ -99,6 +111,10 @@ pub struct Shared {
     pub new_event: Notify,
     /// Wakes senders when a send is queued.
     pub new_send: Notify,
+    /// Wakes webhook deliverers when an event is written.
+    pub new_webhook: Notify,
+    /// The HTTP client for consumer webhooks.
+    pub http: reqwest::Client,
     /// Where replies go.
     pub platform: Arc<dyn platform::Platform>,
     /// Per-shop send pacing, shared by the sender tasks.
@@ -140,6 +156,14 @@ pub fn spawn_workers(shared: &Arc<Shared>) -> tokio_util::task::TaskTracker {
         let s = shared.clone();
         tracker.spawn(async move { platform::sender(s).await });
     }
+    if !shared.cfg.webhooks.endpoints.is_empty() {
+        for _ in 0..2 {
+            let s = shared.clone();
+            tracker.spawn(async move { outbox::deliverer(s).await });
+        }
+    }
+    let s = shared.clone();
+    tracker.spawn(async move { outbox::promise_watch(s).await });
     tracker.close();
     tracker
 }
@@ -262,6 +286,9 @@ pub async fn process_one(s: &Shared, me: &str) -> Result<bool, store::StoreError
     if any_auto {
         s.new_send.notify_waiters();
     }
+    if !s.cfg.webhooks.endpoints.is_empty() {
+        s.new_webhook.notify_waiters();
+    }
     Ok(true)
 }
 
@@ -275,7 +302,7 @@ async fn plan_message(
 ) -> Result<(Vec<Stmt>, Option<Done>), store::StoreError> {
     let shop = shop.to_owned();
     let started = std::time::Instant::now();
-    let event = match InboundEvent::parse(payload) {
+    let mut event = match InboundEvent::parse(payload) {
         Ok(e) => e,
         Err(e) => {
             // Validated at intake; a row that no longer parses is parked, not retried forever.
@@ -286,6 +313,7 @@ async fn plan_message(
             ));
         }
     };
+    let order_stmts = tmc::order_context(s, &shop, &mut event, now).await?;
     let conv = s
         .store
         .rows(
@@ -362,6 +390,15 @@ async fn plan_message(
             args: vec![Arg::I(seq), Arg::T(text.clone()), Arg::T(format!("{shop}:{}:auto", event.message_id)), Arg::I(now)],
         });
     }
+    stmts.extend(draft_events(s, now, seq, &shop, &event, &draft, &route));
+    // A draft that needs a person hands the conversation over on the platform's side too
+    // (Chatwoot: opened for the agents), queued in this transaction so it is never lost.
+    if draft.route != Route::Auto && owner == "bot" && s.platform.hands_off(&shop) {
+        stmts.push(Stmt {
+            sql: platform::QUEUE_HANDOFF,
+            args: vec![Arg::I(seq), Arg::T(platform::handoff_note(&draft, &route)), Arg::I(now)],
+        });
+    }
     for a in &draft.actions {
         match a {
             Action::Promise { what, due_at } => stmts.push(Stmt {
@@ -375,9 +412,88 @@ async fn plan_message(
             _ => {}
         }
     }
+    stmts.extend(order_stmts);
     stmts.push(Stmt { sql: "UPDATE inbox SET status = 'done' WHERE seq = $1", args: vec![Arg::I(seq)] });
     let auto = draft.route == Route::Auto;
     Ok((stmts, Some(Done { route, blocked: verdict != "pass", auto, started })))
+}
+
+/// The consumer events of one processed message, in the order they happened: the message,
+/// its draft, then the escalation, call request and promises the draft carries.
+fn draft_events(
+    s: &Shared,
+    now: i64,
+    seq: i64,
+    shop: &str,
+    event: &InboundEvent,
+    draft: &crate::domain::draft::Draft,
+    route: &str,
+) -> Vec<Stmt> {
+    let w = &s.cfg.webhooks;
+    if w.endpoints.is_empty() {
+        return Vec::new();
+    }
+    let (conv, msg) = (event.conversation_id.as_str(), event.message_id.as_str());
+    let key = |ty: &str| format!("{ty}:{shop}:{msg}");
+    let mut out = outbox::event(
+        w,
+        now,
+        "message.received",
+        shop,
+        conv,
+        &key("message.received"),
+        json!({
+            "message_id": msg,
+            "sender_account_id": event.sender.account_id,
+            "text": event.text,
+            "order_id": event.order.as_ref().and_then(|o| o.order_id.clone()),
+        }),
+    );
+    out.extend(outbox::draft_event(
+        w,
+        now,
+        "draft.created",
+        shop,
+        conv,
+        &key("draft.created"),
+        seq,
+        json!({
+            "message_id": msg,
+            "route": route,
+            "group": draft.group,
+            "intents": draft.intents,
+            "reply": draft.reply,
+            "actions": draft.actions,
+            "guard": draft.guard,
+        }),
+    ));
+    for (i, a) in draft.actions.iter().enumerate() {
+        let (ty, data) = match a {
+            Action::Escalate { reasons } => {
+                ("case.escalated", json!({"message_id": msg, "reasons": reasons, "group": draft.group}))
+            }
+            Action::CallRequest { script, next_allowed_at } => {
+                let p = &s.assistant.settings;
+                (
+                    "call.requested",
+                    json!({
+                        "message_id": msg,
+                        "script": script,
+                        "next_allowed_at": next_allowed_at,
+                        "window": p.calls.window_text(),
+                        "max_attempts": p.calls.max_attempts(),
+                        "timezone": p.shop.timezone,
+                    }),
+                )
+            }
+            Action::Promise { what, due_at } => {
+                ("promise.created", json!({"message_id": msg, "what": what, "due_at": due_at.to_string()}))
+            }
+            _ => continue,
+        };
+        out.extend(outbox::draft_event(w, now, ty, shop, conv, &format!("{}:{i}", key(ty)), seq, data));
+    }
+    out
 }
 
 /// An audit row: who did what, when, with the guard's verdict. Never updated or deleted.

@@ -330,6 +330,7 @@ pub const STEPS: &[&str] = &[
     "shipping_urge.answer",
     "shipping_urge.also",
     "refund_progress.answer",
+    "refund_progress.status",
     "refund_progress.also",
     "return_howto.answer",
     "return_howto.also",
@@ -698,7 +699,29 @@ fn flow(intent: &str, input: &Input<'_>, case: &Case) -> Part {
             faq_part("shipping_urge.answer", Group::Reception, Some(promise(input, "ship", sla.ship_hours)))
         }
         "refund_progress" => {
-            faq_part("refund_progress.answer", Group::ReturnsRefunds, Some(promise(input, "refund", sla.refund_hours)))
+            // The latest refund status (from the Taobao message service) answers the question
+            // itself; only the ordering account may hear it.
+            match input.event.order.as_ref().and_then(|o| o.refund_status.as_deref()).filter(|_| orderer) {
+                Some(status) => {
+                    let open = !matches!(status, "success" | "closed" | "seller_refused");
+                    let mut p = faq_part(
+                        "refund_progress.status",
+                        Group::ReturnsRefunds,
+                        open.then(|| promise(input, "refund", sla.refund_hours)),
+                    );
+                    // A refund that was turned down or closed needs a person to look at it.
+                    if matches!(status, "closed" | "seller_refused") {
+                        p.faq = false;
+                        p.route = Route::Review;
+                    }
+                    p
+                }
+                None => faq_part(
+                    "refund_progress.answer",
+                    Group::ReturnsRefunds,
+                    Some(promise(input, "refund", sla.refund_hours)),
+                ),
+            }
         }
         "return_howto" => faq_part("return_howto.answer", Group::ReturnsRefunds, None),
         "invoice" => faq_part("invoice.answer", Group::Reception, Some(promise(input, "invoice", sla.invoice_hours))),

@@ -188,6 +188,7 @@ impl Assistant {
             v["order"] = json!({
                 "order_id": o.and_then(|o| o.order_id.clone()).unwrap_or_default(),
                 "item": o.and_then(|o| o.items.first()).map(|i| i.title.clone()).unwrap_or_default(),
+                "refund_status": o.and_then(|o| o.refund_status.clone()).unwrap_or_default(),
             });
             v["new_address"] = json!(
                 plan.actions
@@ -221,7 +222,7 @@ pub fn fixture_context(s: &Settings) -> Value {
         "sla": s.sla,
         "amounts": {"compensation": s.wrong_item_keep.to_string()},
         "case": {"storage_known": false, "evidence_received": false, "days_since_signed": 2},
-        "order": {"order_id": "1000000000000000001", "item": "fixture item"},
+        "order": {"order_id": "1000000000000000001", "item": "fixture item", "refund_status": "wait_seller_agree"},
         "new_address": "fixture address",
     })))
 }

@@ -68,6 +68,11 @@ pub struct Order {
     /// `unpaid`, `paid`, `shipped`, `signed`, `closed`, …
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
+    /// The latest refund status, when known (`wait_seller_agree`, `wait_buyer_return_goods`,
+    /// `wait_seller_confirm_goods`, `seller_refused`, `closed`, `success`); the Taobao message
+    /// service fills it in (docs/tmc.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refund_status: Option<String>,
     /// Paid at.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub paid_at: Option<Timestamp>,

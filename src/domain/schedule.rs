@@ -92,6 +92,12 @@ impl CallPolicy {
         self.max_attempts
     }
 
+    /// The window as `HH:MM-HH:MM` (buyer-local).
+    #[must_use]
+    pub fn window_text(&self) -> String {
+        format!("{}-{}", self.window_start.strftime("%H:%M"), self.window_end.strftime("%H:%M"))
+    }
+
     /// Whether a call may start at `at` (in the buyer's zone `tz`), given the previous attempts
     /// of the case, and when the next allowed time is.
     #[must_use]

@@ -63,6 +63,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/promises", get(promises))
         .route("/v1/calls", get(calls))
         .route("/v1/audit", get(audit))
+        .route("/v1/webhooks/deliveries", get(super::outbox::deliveries))
+        .route("/v1/webhooks/deliveries/{id}/redeliver", post(super::outbox::redeliver))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
@@ -102,7 +104,7 @@ async fn intake(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -
     Ok((StatusCode::ACCEPTED, Json(json!({"accepted": true, "duplicate": duplicate}))).into_response())
 }
 
-fn auth(s: &Shared, headers: &HeaderMap, need: Role) -> ApiResult<(String, Role)> {
+pub(super) fn auth(s: &Shared, headers: &HeaderMap, need: Role) -> ApiResult<(String, Role)> {
     let token = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())

@@ -21,6 +21,61 @@ pub trait Platform: Send + Sync {
         key: &'a str,
         reply: &'a serde_json::Value,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Outcome> + Send + 'a>>;
+
+    /// Whether [`Platform::handoff`] does anything for `shop` (then drafts routed to a person
+    /// queue a handoff). Default: no.
+    fn hands_off(&self, _shop: &str) -> bool {
+        false
+    }
+
+    /// Hands a conversation to a person on the platform's side (e.g. Chatwoot opens it),
+    /// leaving `note` (the bot's draft and why) for them where the platform can. Default: nothing.
+    fn handoff<'a>(
+        &'a self,
+        _shop: &'a str,
+        _conversation: &'a str,
+        _note: &'a str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Outcome> + Send + 'a>> {
+        Box::pin(async { Outcome::Sent })
+    }
+}
+
+/// Routes each reply to its shop's platform (an adapter), or to `default` (the generic HTTP
+/// platform) for shops no adapter serves.
+pub struct Dispatch {
+    /// Shop id to its adapter.
+    pub by_shop: HashMap<String, Arc<dyn Platform>>,
+    /// Everything else.
+    pub default: Arc<dyn Platform>,
+}
+
+impl Dispatch {
+    fn pick(&self, shop: &str) -> &dyn Platform {
+        self.by_shop.get(shop).map_or(self.default.as_ref(), |p| p.as_ref())
+    }
+}
+
+impl Platform for Dispatch {
+    fn send<'a>(
+        &'a self,
+        key: &'a str,
+        reply: &'a serde_json::Value,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Outcome> + Send + 'a>> {
+        self.pick(reply["shop_id"].as_str().unwrap_or_default()).send(key, reply)
+    }
+
+    fn hands_off(&self, shop: &str) -> bool {
+        self.pick(shop).hands_off(shop)
+    }
+
+    fn handoff<'a>(
+        &'a self,
+        shop: &'a str,
+        conversation: &'a str,
+        note: &'a str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Outcome> + Send + 'a>> {
+        self.pick(shop).handoff(shop, conversation, note)
+    }
 }
 
 /// POSTs the reply as JSON to one URL with an `Idempotency-Key` header.
@@ -129,6 +184,9 @@ async fn send_one(s: &Shared, gap: Duration) -> Result<bool, super::store::Store
         stmts.extend(deliver(s, r, gap, now).await?);
     }
     s.store.apply(&stmts).await?;
+    if !s.cfg.webhooks.endpoints.is_empty() {
+        s.new_webhook.notify_waiters();
+    }
     Ok(true)
 }
 
@@ -194,6 +252,17 @@ async fn deliver(
                     json!({"send_id": id, "attempts": attempts}),
                 ),
             ]
+            .into_iter()
+            .chain(super::outbox::event(
+                &s.cfg.webhooks,
+                now,
+                "reply.sent",
+                &shop,
+                &conv,
+                &format!("reply.sent:{key}"),
+                json!({"send_id": id, "reply_to": reply_to, "text": text, "by_person": by_person, "attempts": attempts}),
+            ))
+            .collect()
         }
         Outcome::RateLimited(wait) => {
             metrics::counter!("shouhou_send_retries_total", "reason" => "rate_limited").increment(1);
@@ -226,6 +295,13 @@ async fn deliver(
 /// One POST to the platform.
 pub async fn post(http: &reqwest::Client, url: &str, key: &str, body: &serde_json::Value) -> Outcome {
     let res = http.post(url).header("Idempotency-Key", key).json(body).timeout(Duration::from_secs(10)).send().await;
+    outcome(res)
+}
+
+/// What an HTTP answer means for a delivery: 2xx sent, 429 wait, 5xx and transport errors
+/// retry, other 4xx rejected.
+#[must_use]
+pub fn outcome(res: Result<reqwest::Response, reqwest::Error>) -> Outcome {
     match res {
         Err(e) => Outcome::Retry(if e.is_timeout() { "timeout".into() } else { "connection failed".into() }),
         Ok(r) if r.status().is_success() => Outcome::Sent,
@@ -241,4 +317,119 @@ pub async fn post(http: &reqwest::Client, url: &str, key: &str, body: &serde_jso
         Ok(r) if r.status().is_server_error() => Outcome::Retry(format!("http {}", r.status().as_u16())),
         Ok(r) => Outcome::Rejected(format!("http {}", r.status().as_u16())),
     }
+}
+
+/// Handoffs are claimed like sends: `$1` now, `$2` the lease cut-off; pending and due, or held
+/// by a claimer whose lease ran out.
+macro_rules! claim_handoff {
+    ($lock:literal) => {
+        concat!(
+            "UPDATE handoffs SET status = 'sending', claimed_at = $1
+ WHERE id IN (
+   SELECT id FROM handoffs
+    WHERE (status = 'pending' AND next_at <= $1) OR (status = 'sending' AND claimed_at < $2)
+    ORDER BY id LIMIT 16",
+            $lock,
+            ")
+ RETURNING id, shop_id, conversation_id, note, attempts"
+        )
+    };
+}
+
+const CLAIM_HANDOFF_PG: &str = claim_handoff!(" FOR UPDATE SKIP LOCKED");
+const CLAIM_HANDOFF_SQLITE: &str = claim_handoff!("");
+
+/// Queued by the processor (in the draft's transaction) when a draft for a shop whose platform
+/// [`Platform::hands_off`] goes to a person; a worker calls [`Platform::handoff`].
+pub const QUEUE_HANDOFF: &str = "INSERT INTO handoffs (draft_id, shop_id, conversation_id, note, next_at, created_at)
+ SELECT id, shop_id, conversation_id, $2, $3, $3 FROM drafts WHERE inbox_seq = $1";
+
+/// Performs queued handoffs until shutdown, retrying failures with [`backoff_ms`] up to
+/// `max_send_attempts`.
+pub async fn handoffs(s: Arc<Shared>) {
+    loop {
+        if s.shutdown.is_cancelled() {
+            return;
+        }
+        match handoff_batch(&s).await {
+            Ok(true) => continue,
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "handoff store error"),
+        }
+        tokio::select! {
+            () = s.shutdown.cancelled() => return,
+            () = tokio::time::sleep(Duration::from_millis(250)) => {}
+        }
+    }
+}
+
+async fn handoff_batch(s: &Shared) -> Result<bool, super::store::StoreError> {
+    let now = now_ms();
+    let sql = if s.store.is_postgres() { CLAIM_HANDOFF_PG } else { CLAIM_HANDOFF_SQLITE };
+    let cols = [Col::I("id"), Col::T("shop_id"), Col::T("conversation_id"), Col::T("note"), Col::I("attempts")];
+    let mut rows = s.store.rows(sql, &[Arg::I(now), Arg::I(now - LEASE_MS)], &cols).await?;
+    if rows.is_empty() {
+        return Ok(false);
+    }
+    rows.sort_by_key(|r| r[0].i());
+    let mut stmts = Vec::with_capacity(rows.len() * 2);
+    for r in &rows {
+        let (id, shop, conv, note, attempts) = (r[0].i(), r[1].t(), r[2].t(), r[3].t(), r[4].i() + 1);
+        let outcome = s.platform.handoff(&shop, &conv, &note).await;
+        let now = now_ms();
+        match outcome {
+            Outcome::Sent => {
+                metrics::counter!("shouhou_handoffs_total", "result" => "done").increment(1);
+                stmts.push(Stmt {
+                    sql: "UPDATE handoffs SET status = 'done', attempts = $2, done_at = $3 WHERE id = $1",
+                    args: vec![Arg::I(id), Arg::I(attempts), Arg::I(now)],
+                });
+                stmts.push(audit_stmt(now, "bot", "handoff", &shop, &conv, None, None, json!({"handoff_id": id})));
+            }
+            Outcome::RateLimited(wait) => stmts.push(Stmt {
+                sql: "UPDATE handoffs SET status = 'pending', attempts = $2, next_at = $3, last_error = $4 WHERE id = $1",
+                args: vec![Arg::I(id), Arg::I(attempts), Arg::I(now + wait), Arg::T("429".into())],
+            }),
+            Outcome::Retry(why) if attempts < s.cfg.max_send_attempts => stmts.push(Stmt {
+                sql: "UPDATE handoffs SET status = 'pending', attempts = $2, next_at = $3, last_error = $4 WHERE id = $1",
+                args: vec![Arg::I(id), Arg::I(attempts), Arg::I(now + backoff_ms(attempts)), Arg::T(why)],
+            }),
+            Outcome::Retry(why) | Outcome::Rejected(why) => {
+                metrics::counter!("shouhou_handoffs_total", "result" => "failed").increment(1);
+                stmts.push(Stmt {
+                    sql: "UPDATE handoffs SET status = 'failed', attempts = $2, last_error = $3 WHERE id = $1",
+                    args: vec![Arg::I(id), Arg::I(attempts), Arg::T(why.clone())],
+                });
+                stmts.push(audit_stmt(
+                    now,
+                    "bot",
+                    "handoff_failed",
+                    &shop,
+                    &conv,
+                    None,
+                    None,
+                    json!({"handoff_id": id, "error": why}),
+                ));
+            }
+        }
+    }
+    s.store.apply(&stmts).await?;
+    Ok(true)
+}
+
+/// The note left for the person who takes a conversation over: why, what the bot found, and
+/// its draft (not sent). For agents only; never logged.
+#[must_use]
+pub fn handoff_note(draft: &crate::domain::draft::Draft, route: &str) -> String {
+    let intents: Vec<String> = draft.intents.iter().map(|h| format!("{} ({:.2})", h.id, h.score)).collect();
+    let mut note = format!(
+        "shouhou: this conversation needs a person (route: {route}).\nIntents: {}\nGuard: {}",
+        if intents.is_empty() { "none".to_owned() } else { intents.join(", ") },
+        draft.guard.verdict
+    );
+    if let Some(reply) = &draft.reply {
+        note.push_str("\nDraft reply (not sent):\n");
+        note.push_str(reply);
+    }
+    note
 }

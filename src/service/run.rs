@@ -8,7 +8,10 @@ use axum::{Json, Router, extract::State, http::HeaderMap, routing::post};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use super::{Role, ServiceConfig, Shared, api, metrics_handle, spawn_workers, store::Store};
+use super::{
+    Role, ServiceConfig, Shared, api, chatwoot::Chatwoot, metrics_handle, platform::Platform, spawn_workers,
+    store::Store, websocket::WsLink,
+};
 use crate::domain::{draft::Assistant, sign::Secret};
 
 /// A running service.
@@ -21,6 +24,7 @@ pub struct Running {
     pub shutdown: CancellationToken,
     server: tokio::task::JoinHandle<()>,
     workers: tokio_util::task::TaskTracker,
+    adapters: tokio_util::task::TaskTracker,
 }
 
 impl Running {
@@ -29,6 +33,7 @@ impl Running {
         self.shutdown.cancel();
         let _ = self.server.await;
         self.workers.wait().await;
+        self.adapters.wait().await;
     }
 }
 
@@ -38,14 +43,34 @@ impl Running {
 /// The store cannot be reached or migrated.
 pub async fn start(listener: TcpListener, assistant: Arc<Assistant>, cfg: ServiceConfig) -> Result<Running> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    // Checked before anything starts, so a missing secret is a clear startup error.
+    let tmc = super::tmc::options_from_env(assistant.settings.tmc.as_ref())?;
     let store = Store::connect(&cfg.database_url)
         .await
         .with_context(|| format!("cannot open the database {}", redact_url(&cfg.database_url)))?;
     let shutdown = CancellationToken::new();
-    let platform = Arc::new(super::platform::HttpPlatform {
-        http: reqwest::Client::builder().timeout(Duration::from_secs(15)).build().context("HTTP client")?,
-        url: cfg.platform_url.clone(),
-    });
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(15)).build().context("HTTP client")?;
+    let http_platform: Arc<dyn Platform> =
+        Arc::new(super::platform::HttpPlatform { http: http.clone(), url: cfg.platform_url.clone() });
+    // Each shop's replies go to the adapter that serves it; the rest to the HTTP platform.
+    let mut by_shop: HashMap<String, Arc<dyn Platform>> = HashMap::new();
+    let ws_link = cfg.websocket.as_ref().map(|w| Arc::new(WsLink::new(w.reply_timeout)));
+    if let (Some(w), Some(link)) = (&cfg.websocket, &ws_link) {
+        for shop in &w.shops {
+            by_shop.insert(shop.clone(), link.clone());
+        }
+    }
+    if let Some(c) = &cfg.chatwoot {
+        let cw: Arc<dyn Platform> = Arc::new(Chatwoot::new(http.clone(), c.clone()));
+        for shop in c.accounts.keys() {
+            by_shop.insert(shop.clone(), cw.clone());
+        }
+    }
+    let platform: Arc<dyn Platform> = if by_shop.is_empty() {
+        http_platform
+    } else {
+        Arc::new(super::platform::Dispatch { by_shop, default: http_platform })
+    };
     let shared = Arc::new(Shared {
         assistant,
         store,
@@ -53,12 +78,14 @@ pub async fn start(listener: TcpListener, assistant: Arc<Assistant>, cfg: Servic
         metrics: metrics_handle(),
         new_event: tokio::sync::Notify::new(),
         new_send: tokio::sync::Notify::new(),
+        new_webhook: tokio::sync::Notify::new(),
+        http,
         platform,
         pacer: super::platform::Pacer::default(),
         shutdown: shutdown.clone(),
     });
     let addr = listener.local_addr()?;
-    let app = api::router(shared.clone());
+    let app = api::router(shared.clone()).merge(super::chatwoot::router(shared.clone()));
     let stop = shutdown.clone();
     let server = tokio::spawn(async move {
         let _ = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
@@ -66,7 +93,18 @@ pub async fn start(listener: TcpListener, assistant: Arc<Assistant>, cfg: Servic
             .await;
     });
     let workers = spawn_workers(&shared);
-    Ok(Running { addr, shared, shutdown, server, workers })
+    if let Some(opts) = tmc {
+        super::tmc::spawn(&shared, &workers, opts);
+    }
+    let adapters = tokio_util::task::TaskTracker::new();
+    if let (Some(w), Some(link)) = (shared.cfg.websocket.clone(), ws_link) {
+        adapters.spawn(super::websocket::run(shared.clone(), w, link));
+    }
+    if shared.cfg.chatwoot.is_some() {
+        adapters.spawn(super::platform::handoffs(shared.clone()));
+    }
+    adapters.close();
+    Ok(Running { addr, shared, shutdown, server, workers, adapters })
 }
 
 /// A database URL without its password, for messages.
@@ -83,16 +121,25 @@ pub fn redact_url(url: &str) -> String {
 /// # Errors
 /// A malformed entry or secret, naming the variable and the shop.
 pub fn parse_shop_secrets(raw: &str) -> Result<HashMap<String, Vec<Secret>>> {
+    parse_named_secrets("SHOUHOU_SHOP_SECRETS", raw)
+}
+
+/// Parses `name=whsec_…|whsec_…,name=whsec_…` (several secrets for one name during rotation);
+/// `var` names the variable in errors.
+///
+/// # Errors
+/// A malformed entry or secret, naming the variable and the name.
+pub fn parse_named_secrets(var: &str, raw: &str) -> Result<HashMap<String, Vec<Secret>>> {
     let mut out = HashMap::new();
     for entry in raw.split(',').map(str::trim).filter(|e| !e.is_empty()) {
-        let Some((shop, secrets)) = entry.split_once('=') else {
-            bail!("SHOUHOU_SHOP_SECRETS: entry `{}` is not shop=whsec_…", entry.split('=').next().unwrap_or(""));
+        let Some((name, secrets)) = entry.split_once('=') else {
+            bail!("{var}: entry `{}` is not name=whsec_…", entry.split('=').next().unwrap_or(""));
         };
         let list = secrets
             .split('|')
-            .map(|s| Secret::parse(s).map_err(|e| anyhow::anyhow!("SHOUHOU_SHOP_SECRETS: shop `{shop}`: {e}")))
+            .map(|s| Secret::parse(s).map_err(|e| anyhow::anyhow!("{var}: `{name}`: {e}")))
             .collect::<Result<Vec<_>>>()?;
-        out.insert(shop.trim().to_owned(), list);
+        out.insert(name.trim().to_owned(), list);
     }
     Ok(out)
 }
@@ -138,10 +185,12 @@ pub async fn demo(assistant: Arc<Assistant>, conversations: &Path, keep_running:
     let platform = TcpListener::bind("127.0.0.1:0").await?;
     let platform_url = format!("http://{}/send", platform.local_addr()?);
     let received = Arc::new(FakePlatform::default());
+    let hooks = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let consumer_secret = Secret::from_bytes(DEMO_CONSUMER_KEY).expect("32 bytes");
     let fake = Router::new()
-        .route("/send", post(fake_platform))
-        .route("/received", axum::routing::get(fake_received))
-        .with_state(received.clone());
+        .route("/send", post(fake_platform).with_state(received.clone()))
+        .route("/received", axum::routing::get(fake_received).with_state(received.clone()))
+        .route("/hooks", post(fake_consumer).with_state((hooks.clone(), consumer_secret.clone())));
     tokio::spawn(async move {
         let _ = axum::serve(platform, fake).await;
     });
@@ -157,6 +206,17 @@ pub async fn demo(assistant: Arc<Assistant>, conversations: &Path, keep_running:
         processors: 2,
         rate_per_shop: 50,
         max_send_attempts: 8,
+        webhooks: super::outbox::Webhooks {
+            endpoints: vec![super::outbox::Endpoint {
+                name: "demo-consumer".into(),
+                url: platform_url.replace("/send", "/hooks"),
+                events: vec!["*".into()],
+                secrets: vec![consumer_secret],
+            }],
+            retry_schedule_ms: vec![0, 1000, 5000],
+        },
+        websocket: None,
+        chatwoot: None,
     };
     let listener = TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
     let running = start(listener, assistant, cfg).await?;
@@ -211,7 +271,11 @@ pub async fn demo(assistant: Arc<Assistant>, conversations: &Path, keep_running:
             .rows("SELECT COUNT(*) AS n FROM sends WHERE status IN ('pending', 'sending')", &[], &cols)
             .await?[0][0]
             .i();
-        if done >= sent && sending == 0 {
+        let hooks_left = store
+            .rows("SELECT COUNT(*) AS n FROM outbox WHERE status IN ('pending', 'sending')", &[], &cols)
+            .await?[0][0]
+            .i();
+        if done >= sent && sending == 0 && hooks_left == 0 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -237,13 +301,14 @@ pub async fn demo(assistant: Arc<Assistant>, conversations: &Path, keep_running:
         println!("✓ draft #{:<3} {:<28} {:<9} {}", r[0].i(), r[2].t(), r[3].t(), reply);
     }
     println!(
-        "\n{} events → {} drafts: {} sent automatically, {} waiting for review, {} escalated; the platform received {} replies.",
+        "\n{} events → {} drafts: {} sent automatically, {} waiting for review, {} escalated; the platform received {} replies; the webhook consumer verified {} events.",
         sent,
         rows.len(),
         by_route.get("auto").unwrap_or(&0),
         by_route.get("review").unwrap_or(&0),
         by_route.get("escalate").unwrap_or(&0),
-        received.n.load(std::sync::atomic::Ordering::SeqCst)
+        received.n.load(std::sync::atomic::Ordering::SeqCst),
+        hooks.load(std::sync::atomic::Ordering::SeqCst)
     );
     if keep_running {
         println!("Review queue: curl -H 'Authorization: Bearer {DEMO_TOKEN}' {base}/v1/queue");
@@ -286,6 +351,39 @@ async fn fake_platform(
     let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).unwrap_or("-");
     println!("← platform got reply for {} (key {key})", body["conversation_id"].as_str().unwrap_or("?"));
     "ok"
+}
+
+/// The demo consumer's fixed webhook secret (local demo only).
+const DEMO_CONSUMER_KEY: &[u8; 32] = b"shouhou-demo-consumer-not-a-key!";
+
+/// The demo's webhook consumer: verifies each event's signature and prints its type.
+async fn fake_consumer(
+    State((n, secret)): State<(Arc<std::sync::atomic::AtomicUsize>, Secret)>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> axum::http::StatusCode {
+    let h = |k: &str| headers.get(k).and_then(|v| v.to_str().ok());
+    let now = jiff::Timestamp::now().as_second();
+    if crate::domain::sign::verify(
+        &[secret],
+        h("webhook-id"),
+        h("webhook-timestamp"),
+        h("webhook-signature"),
+        &body,
+        now,
+    )
+    .is_err()
+    {
+        println!("← consumer REJECTED an event with a bad signature");
+        return axum::http::StatusCode::UNAUTHORIZED;
+    }
+    n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let ty = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v["type"].as_str().map(str::to_owned))
+        .unwrap_or_default();
+    println!("← consumer got {ty:<17} {} (signature ok)", h("webhook-id").unwrap_or("-"));
+    axum::http::StatusCode::NO_CONTENT
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -80,6 +80,9 @@ impl Env {
             processors: 1,
             rate_per_shop: 200,
             max_send_attempts: 8,
+            webhooks: Default::default(),
+            websocket: None,
+            chatwoot: None,
         };
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let running = run::start(l, Arc::new(assistant), cfg).await.unwrap();

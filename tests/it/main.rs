@@ -1,6 +1,7 @@
 //! The single integration-test binary (ripgrep / zero2prod style): one link, topical modules.
 
 mod catalog;
+mod chatwoot;
 mod cli;
 mod console;
 mod corpus;
@@ -8,7 +9,10 @@ mod draft;
 mod entity;
 mod guard;
 mod normalize;
+mod outbox;
 mod schedule;
 mod service;
 mod support;
 mod templates;
+mod tmc;
+mod websocket;

@@ -17,11 +17,12 @@ use shouhou::{
 use tokio::net::TcpListener;
 
 use crate::support::root;
+pub(crate) use crate::support::{pg_skip, pg_url, sqlite_url, wait_until};
 
-const TOKEN: &str = "test-agent-token-1234";
-const SUPERVISOR: &str = "test-supervisor-token-1234";
+pub(crate) const TOKEN: &str = "test-agent-token-1234";
+pub(crate) const SUPERVISOR: &str = "test-supervisor-token-1234";
 
-fn secret() -> Secret {
+pub(crate) fn secret() -> Secret {
     Secret::from_bytes(b"0123456789abcdef0123456789abcdef").unwrap()
 }
 
@@ -84,7 +85,7 @@ impl Platform {
     }
 }
 
-fn cfg(db: &str, platform_url: &str, instance: &str) -> ServiceConfig {
+pub(crate) fn cfg(db: &str, platform_url: &str, instance: &str) -> ServiceConfig {
     ServiceConfig {
         database_url: db.to_owned(),
         platform_url: platform_url.to_owned(),
@@ -94,6 +95,9 @@ fn cfg(db: &str, platform_url: &str, instance: &str) -> ServiceConfig {
         processors: 2,
         rate_per_shop: 200,
         max_send_attempts: 8,
+        webhooks: Default::default(),
+        websocket: None,
+        chatwoot: None,
     }
 }
 
@@ -102,7 +106,7 @@ async fn start(db: &str, platform_url: &str) -> run::Running {
     run::start(l, Arc::new(assistant_owned()), cfg(db, platform_url, "t")).await.unwrap()
 }
 
-fn assistant_owned() -> shouhou::domain::draft::Assistant {
+pub(crate) fn assistant_owned() -> shouhou::domain::draft::Assistant {
     shouhou::domain::draft::Assistant::load(
         &root().join("intents"),
         &root().join("templates"),
@@ -111,7 +115,7 @@ fn assistant_owned() -> shouhou::domain::draft::Assistant {
     .unwrap()
 }
 
-fn event(conv: &str, msg: &str, text: &str, sender: &str) -> String {
+pub(crate) fn event(conv: &str, msg: &str, text: &str, sender: &str) -> String {
     json!({
         "message_id": msg, "shop_id": "shop-1", "conversation_id": conv, "sender": {"account_id": sender},
         "sent_at": "2026-11-22T10:15:00+08:00", "text": text,
@@ -122,7 +126,7 @@ fn event(conv: &str, msg: &str, text: &str, sender: &str) -> String {
     .to_string()
 }
 
-async fn post_signed(base: &str, body: &str, id: &str, ts: i64, key: &Secret) -> reqwest::Response {
+pub(crate) async fn post_signed(base: &str, body: &str, id: &str, ts: i64, key: &Secret) -> reqwest::Response {
     reqwest::Client::new()
         .post(format!("{base}/v1/events"))
         .header("x-shouhou-shop", "shop-1")
@@ -135,49 +139,16 @@ async fn post_signed(base: &str, body: &str, id: &str, ts: i64, key: &Secret) ->
         .unwrap()
 }
 
-fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     jiff::Timestamp::now().as_second()
 }
 
-async fn count(r: &run::Running, sql: &'static str) -> i64 {
+pub(crate) async fn count(r: &run::Running, sql: &'static str) -> i64 {
     r.shared.store.rows(sql, &[], &[shouhou::service::store::Col::I("n")]).await.unwrap()[0][0].i()
 }
 
-async fn wait_until<F: std::future::Future<Output = bool>>(mut f: impl FnMut() -> F, secs: u64) -> bool {
-    let end = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < end {
-        if f().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    false
-}
-
-fn api(method: reqwest::Method, url: String, token: &str) -> reqwest::RequestBuilder {
+pub(crate) fn api(method: reqwest::Method, url: String, token: &str) -> reqwest::RequestBuilder {
     reqwest::Client::new().request(method, url).bearer_auth(token)
-}
-
-fn sqlite_url() -> (tempfile::TempDir, String) {
-    let d = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", d.path().join("t.db").display());
-    (d, url)
-}
-
-/// A fresh PostgreSQL database per test, when `TEST_PG_URL` is set.
-async fn pg_url() -> Option<String> {
-    let base = std::env::var("TEST_PG_URL").ok()?;
-    let name = format!("shouhou_t{}_{}", std::process::id(), rand_suffix());
-    let admin = sqlx::PgPool::connect(&base).await.expect("TEST_PG_URL reachable");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&admin).await.unwrap();
-    let (head, _) = base.rsplit_once('/').unwrap();
-    Some(format!("{head}/{name}"))
-}
-
-fn rand_suffix() -> u64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(0);
-    N.fetch_add(1, Ordering::SeqCst) * 1000 + (jiff::Timestamp::now().subsec_nanosecond() as u64 % 1000)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -403,14 +374,6 @@ async fn sqlite_flow() {
 async fn sqlite_platform_errors() {
     let (_d, url) = sqlite_url();
     platform_errors_body(&url).await;
-}
-
-fn pg_skip() -> bool {
-    if std::env::var("TEST_PG_URL").is_err() {
-        eprintln!("TEST_PG_URL not set: PostgreSQL test skipped (.ci/run sets it)");
-        return true;
-    }
-    false
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

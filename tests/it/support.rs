@@ -99,3 +99,58 @@ pub fn assistant() -> &'static shouhou::domain::draft::Assistant {
             .unwrap_or_else(|e| panic!("shipped data files load: {e}"))
     })
 }
+
+// --- service tests: stores, waiting, a platform -------------------------------------------------
+
+/// A fresh SQLite database file in a temporary directory (kept alive by the `TempDir`).
+pub fn sqlite_url() -> (tempfile::TempDir, String) {
+    let d = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", d.path().join("t.db").display());
+    (d, url)
+}
+
+/// Whether PostgreSQL tests are skipped (no `TEST_PG_URL`), with a notice when they are.
+pub fn pg_skip() -> bool {
+    if std::env::var("TEST_PG_URL").is_err() {
+        eprintln!("TEST_PG_URL not set: PostgreSQL test skipped (.ci/run sets it)");
+        return true;
+    }
+    false
+}
+
+/// A fresh PostgreSQL database per call when `TEST_PG_URL` is set; `None` (with a notice) otherwise.
+pub async fn pg_url() -> Option<String> {
+    if pg_skip() {
+        return None;
+    }
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let base = std::env::var("TEST_PG_URL").ok()?;
+    let nanos = u64::from(jiff::Timestamp::now().subsec_nanosecond().unsigned_abs() % 1000);
+    let name = format!("shouhou_t{}_{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst) * 1000 + nanos);
+    let admin = sqlx::PgPool::connect(&base).await.expect("TEST_PG_URL reachable");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&admin).await.unwrap();
+    let (head, _) = base.rsplit_once('/').unwrap();
+    Some(format!("{head}/{name}"))
+}
+
+/// Polls `f` until it is true or `secs` pass; returns whether it became true.
+pub async fn wait_until<F: std::future::Future<Output = bool>>(mut f: impl FnMut() -> F, secs: u64) -> bool {
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < end {
+        if f().await {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    false
+}
+
+/// A platform on 127.0.0.1 that accepts every reply; returns its send URL.
+pub async fn accepting_platform() -> String {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/send", l.local_addr().unwrap());
+    let app = axum::Router::new().route("/send", axum::routing::post(|| async { "ok" }));
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    url
+}

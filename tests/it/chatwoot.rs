@@ -1,0 +1,399 @@
+//! The Chatwoot Agent Bot adapter against a fake Chatwoot (a small axum app on 127.0.0.1): the
+//! documented `message_created` payload (`tests/fixtures/chatwoot/message_created.json`, copied
+//! from the official docs) posted with and without a valid `X-Chatwoot-Signature`, the reply
+//! and `toggle_status` calls recorded with their `api_access_token`.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use axum::{
+    Json, Router,
+    extract::{Path, State},
+    http::{HeaderMap, StatusCode},
+    routing::post,
+};
+use hmac::{Hmac, KeyInit, Mac};
+use serde_json::{Value, json};
+use sha2::Sha256;
+use shouhou::service::{
+    ServiceConfig,
+    chatwoot::{ChatwootConfig, SignatureError, verify_signature},
+    run,
+    store::{Arg, Col},
+};
+use tokio::net::TcpListener;
+
+use crate::support::{pg_url, root, sqlite_url, wait_until};
+
+const API_TOKEN: &str = "chatwoot-bot-access-token";
+const SECRET: &str = "chatwoot-bot-webhook-secret";
+
+/// A call the fake Chatwoot received: path, body.
+type Call = (String, Value);
+
+#[derive(Clone, Default)]
+struct FakeChatwoot {
+    calls: Arc<Mutex<Vec<Call>>>,
+    bad_token: Arc<Mutex<usize>>,
+}
+
+async fn api(
+    State(f): State<FakeChatwoot>,
+    Path((account, conv, action)): Path<(String, String, String)>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> (StatusCode, Json<Value>) {
+    if headers.get("api_access_token").and_then(|v| v.to_str().ok()) != Some(API_TOKEN) {
+        *f.bad_token.lock().unwrap() += 1;
+        return (StatusCode::UNAUTHORIZED, Json(json!({"error": "Invalid Access Token"})));
+    }
+    f.calls.lock().unwrap().push((format!("/api/v1/accounts/{account}/conversations/{conv}/{action}"), body));
+    (StatusCode::OK, Json(json!({"id": 999})))
+}
+
+impl FakeChatwoot {
+    async fn start() -> (Self, String) {
+        let f = Self::default();
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", l.local_addr().unwrap());
+        let app = Router::new()
+            .route("/api/v1/accounts/{account}/conversations/{conv}/{action}", post(api))
+            .with_state(f.clone());
+        tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+        (f, url)
+    }
+
+    fn calls_to(&self, path: &str) -> Vec<Value> {
+        self.calls.lock().unwrap().iter().filter(|c| c.0 == path).map(|c| c.1.clone()).collect()
+    }
+}
+
+fn fixture() -> Value {
+    let raw = std::fs::read_to_string(root().join("tests/fixtures/chatwoot/message_created.json")).unwrap();
+    serde_json::from_str(&raw).unwrap()
+}
+
+/// The documented payload with a message id, conversation, status and text of our choosing.
+fn payload(id: i64, conversation: i64, status: &str, content: &str) -> Value {
+    let mut v = fixture();
+    v["id"] = json!(id);
+    v["content"] = json!(content);
+    v["conversation"]["id"] = json!(conversation);
+    v["conversation"]["status"] = json!(status);
+    v
+}
+
+/// `sha256=<hex HMAC-SHA256(secret, "{ts}.{body}")>`, computed here independently.
+fn signature(secret: &str, ts: i64, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(format!("{ts}.").as_bytes());
+    mac.update(body);
+    let hex: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256={hex}")
+}
+
+fn now() -> i64 {
+    jiff::Timestamp::now().as_second()
+}
+
+/// Posts as Chatwoot does; `sign` = (secret, timestamp) or unsigned.
+async fn deliver(base: &str, shop: &str, body: &Value, sign: Option<(&str, i64)>) -> (u16, Value) {
+    let bytes = serde_json::to_vec(body).unwrap();
+    let mut req = reqwest::Client::new()
+        .post(format!("{base}/v1/chatwoot/{shop}"))
+        .header("content-type", "application/json")
+        .header("x-chatwoot-delivery", format!("delivery-{}", body["id"]));
+    if let Some((secret, ts)) = sign {
+        req = req
+            .header("x-chatwoot-timestamp", ts.to_string())
+            .header("x-chatwoot-signature", signature(secret, ts, &bytes));
+    }
+    let started = Instant::now();
+    let res = req.body(bytes).send().await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(5), "answered within Chatwoot's bot window");
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+fn cfg(db: &str, url: &str, secret: Option<&str>) -> ServiceConfig {
+    ServiceConfig {
+        shops: HashMap::new(),
+        chatwoot: Some(ChatwootConfig {
+            url: url.to_owned(),
+            token: API_TOKEN.to_owned(),
+            secret: secret.map(|s| s.as_bytes().to_vec()),
+            accounts: HashMap::from([("shop-1".to_owned(), 1)]),
+            handoff_note: true,
+        }),
+        ..crate::service::cfg(db, "http://127.0.0.1:9/unused", "cw")
+    }
+}
+
+async fn start(db: &str, url: &str, secret: Option<&str>) -> run::Running {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let a = shouhou::domain::draft::Assistant::load(
+        &root().join("intents"),
+        &root().join("templates"),
+        &root().join("shouhou.toml"),
+    )
+    .unwrap();
+    run::start(l, Arc::new(a), cfg(db, url, secret)).await.unwrap()
+}
+
+async fn stored(r: &run::Running, message_id: &str) -> i64 {
+    r.shared
+        .store
+        .rows("SELECT COUNT(*) AS n FROM inbox WHERE message_id = $1", &[Arg::T(message_id.to_owned())], &[Col::I("n")])
+        .await
+        .unwrap()[0][0]
+        .i()
+}
+
+/// The whole bot loop with a signing secret: the documented payload as is (conversation
+/// `open`) is ignored; a pending buyer question is stored at once and answered through the
+/// messages API; a redelivery is processed once; the bot's own outgoing echo, a private note
+/// and a template are ignored; bad, missing and stale signatures get 401 and store nothing; a
+/// complaint hands the conversation to a person (private note with the draft, then open).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_bot_answers_ignores_its_echo_and_hands_off() {
+    let (_d, db) = sqlite_url();
+    agent_bot_body(&db).await;
+}
+
+/// The same on PostgreSQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_agent_bot_answers_ignores_its_echo_and_hands_off() {
+    if let Some(db) = pg_url().await {
+        agent_bot_body(&db).await;
+    }
+}
+
+async fn agent_bot_body(db: &str) {
+    let (fake, url) = FakeChatwoot::start().await;
+    let r = start(db, &url, Some(SECRET)).await;
+    let base = format!("http://{}", r.addr);
+    let signed = Some((SECRET, now()));
+
+    // The documented sample is an `open` conversation: a person has it.
+    let (code, body) = deliver(&base, "shop-1", &fixture(), signed).await;
+    assert_eq!((code, body["ignored"].is_string()), (200, true), "{body}");
+    assert_eq!(stored(&r, "118").await, 0);
+
+    // A pending conversation: stored, acknowledged at once, answered asynchronously.
+    let ask = payload(201, 10, "pending", "什么时候发货");
+    let (code, body) = deliver(&base, "shop-1", &ask, signed).await;
+    assert_eq!((code, &body["duplicate"]), (200, &json!(false)), "{body}");
+    let reply_path = "/api/v1/accounts/1/conversations/10/messages";
+    assert!(wait_until(|| async { !fake.calls_to(reply_path).is_empty() }, 30).await, "the reply reached Chatwoot");
+    let replies = fake.calls_to(reply_path);
+    assert_eq!(replies.len(), 1);
+    assert_eq!(replies[0]["message_type"], "outgoing");
+    assert_eq!(replies[0]["private"], false);
+    assert!(replies[0]["content"].as_str().is_some_and(|c| !c.is_empty()));
+    assert_eq!(replies[0].as_object().unwrap().len(), 3, "content, message_type, private: {}", replies[0]);
+
+    // Chatwoot redelivers the same message: acknowledged, not processed again.
+    let (code, body) = deliver(&base, "shop-1", &ask, Some((SECRET, now()))).await;
+    assert_eq!((code, &body["duplicate"]), (200, &json!(true)), "{body}");
+    assert_eq!(stored(&r, "201").await, 1);
+
+    // The bot's own reply comes back as message_created (outgoing); notes and templates too.
+    let mut echo = payload(202, 10, "pending", replies[0]["content"].as_str().unwrap());
+    echo["message_type"] = json!("outgoing");
+    echo["sender"] = json!({"id": 1, "name": "shouhou", "type": "agent_bot"});
+    let mut note = payload(203, 10, "pending", "internal note");
+    note["private"] = json!(true);
+    let mut template = payload(204, 10, "pending", "Get notified by email");
+    template["message_type"] = json!("template");
+    let mut activity = payload(205, 10, "pending", "Conversation was marked pending");
+    activity["message_type"] = json!("activity");
+    let mut updated = payload(206, 10, "pending", "什么时候发货");
+    updated["event"] = json!("message_updated");
+    for (p, id) in [(&echo, "202"), (&note, "203"), (&template, "204"), (&activity, "205"), (&updated, "206")] {
+        let (code, body) = deliver(&base, "shop-1", p, Some((SECRET, now()))).await;
+        assert_eq!((code, body["ignored"].is_string()), (200, true), "{id}: {body}");
+        assert_eq!(stored(&r, id).await, 0, "{id} ignored");
+    }
+
+    // Bad signatures: 401 and nothing stored.
+    let forged = payload(207, 10, "pending", "什么时候发货");
+    for (sign, why) in [
+        (Some(("some-other-secret", now())), "does not match"),
+        (Some((SECRET, now() - 301)), "tolerance"),
+        (None, "missing header"),
+    ] {
+        let (code, body) = deliver(&base, "shop-1", &forged, sign).await;
+        assert_eq!(code, 401, "{body}");
+        assert!(body["error"].as_str().unwrap().contains(why), "{body}");
+    }
+    // A body changed after signing.
+    let bytes = serde_json::to_vec(&forged).unwrap();
+    let ts = now();
+    let res = reqwest::Client::new()
+        .post(format!("{base}/v1/chatwoot/shop-1"))
+        .header("x-chatwoot-timestamp", ts.to_string())
+        .header("x-chatwoot-signature", signature(SECRET, ts, &bytes))
+        .body(serde_json::to_vec(&payload(207, 10, "pending", "转人工")).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    assert_eq!(stored(&r, "207").await, 0, "nothing stored for a bad signature");
+
+    // Unknown shop and malformed bodies.
+    assert_eq!(deliver(&base, "shop-9", &ask, Some((SECRET, now()))).await.0, 404);
+    let mut no_conv = payload(208, 10, "pending", "hi");
+    no_conv["conversation"].as_object_mut().unwrap().remove("id");
+    let (code, body) = deliver(&base, "shop-1", &no_conv, Some((SECRET, now()))).await;
+    assert_eq!(code, 400, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("conversation.id"), "{body}");
+    let mut other_account = payload(209, 10, "pending", "hi");
+    other_account["account"]["id"] = json!(2);
+    assert_eq!(deliver(&base, "shop-1", &other_account, Some((SECRET, now()))).await.0, 400);
+
+    // A complaint: escalated, so the conversation is handed to a person.
+    let complaint = payload(210, 11, "pending", "你们太过分了，我要投诉，给差评！");
+    assert_eq!(deliver(&base, "shop-1", &complaint, Some((SECRET, now()))).await.0, 200);
+    let toggle = "/api/v1/accounts/1/conversations/11/toggle_status";
+    let notes = "/api/v1/accounts/1/conversations/11/messages";
+    assert!(wait_until(|| async { !fake.calls_to(notes).is_empty() }, 30).await, "handoff performed");
+    assert_eq!(fake.calls_to(toggle), vec![json!({"status": "open"})]);
+    let note = &fake.calls_to(notes)[0];
+    assert_eq!(note["private"], true, "the handoff note is private: {note}");
+    assert!(note["content"].as_str().unwrap().contains("complaint"), "{note}");
+    let calls = fake.calls.lock().unwrap().clone();
+    let (t, n) = (calls.iter().position(|c| c.0 == toggle), calls.iter().position(|c| c.0 == notes));
+    assert!(t < n, "opened first, then the note");
+    assert!(fake.calls_to(notes).iter().all(|c| c["private"] == true), "no public reply to a complaint");
+    assert_eq!(*fake.bad_token.lock().unwrap(), 0, "every call carried the access token");
+    // The handoff row is marked done once both calls returned.
+    let done = || async {
+        r.shared
+            .store
+            .rows("SELECT COUNT(*) AS n FROM handoffs WHERE status = 'done'", &[], &[Col::I("n")])
+            .await
+            .unwrap()[0][0]
+            .i()
+            == 1
+    };
+    assert!(wait_until(done, 10).await, "the handoff is recorded as done");
+    r.stop().await;
+}
+
+/// Without a secret, unsigned events are accepted (older Chatwoot versions do not sign).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsigned_events_are_accepted_when_no_secret_is_set() {
+    let (fake, url) = FakeChatwoot::start().await;
+    let (_d, db) = sqlite_url();
+    let r = start(&db, &url, None).await;
+    let base = format!("http://{}", r.addr);
+    let (code, body) = deliver(&base, "shop-1", &payload(301, 12, "pending", "什么时候发货"), None).await;
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        wait_until(|| async { !fake.calls_to("/api/v1/accounts/1/conversations/12/messages").is_empty() }, 30).await,
+        "answered"
+    );
+    r.stop().await;
+}
+
+/// The signature check itself: the documented format, constant-time comparison, tolerance.
+#[test]
+fn signature_check_follows_the_documented_format() {
+    let body = br#"{"event":"message_created"}"#;
+    let ts = 1_700_000_000;
+    let good = signature(SECRET, ts, body);
+    assert_eq!(verify_signature(SECRET.as_bytes(), Some("1700000000"), Some(&good), body, ts + 299), Ok(()));
+    assert_eq!(
+        verify_signature(SECRET.as_bytes(), Some("1700000000"), Some(&good), body, ts + 301),
+        Err(SignatureError::Stale)
+    );
+    assert_eq!(
+        verify_signature(SECRET.as_bytes(), Some("1700000000"), Some(&good[7..]), body, ts),
+        Err(SignatureError::Malformed)
+    );
+    assert_eq!(
+        verify_signature(SECRET.as_bytes(), Some("1700000001"), Some(&good), body, ts),
+        Err(SignatureError::Mismatch)
+    );
+    assert_eq!(
+        verify_signature(SECRET.as_bytes(), Some("soon"), Some(&good), body, ts),
+        Err(SignatureError::BadTimestamp)
+    );
+    assert_eq!(
+        verify_signature(SECRET.as_bytes(), None, Some(&good), body, ts),
+        Err(SignatureError::Missing("X-Chatwoot-Timestamp"))
+    );
+}
+
+/// An adapter without its secret stops `serve` at start with the variable's name; a bad
+/// adapter table is refused with its key.
+#[test]
+fn missing_secrets_and_bad_tables_stop_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = std::fs::read_to_string(root().join("shouhou.toml")).unwrap();
+    let config = dir.path().join("shouhou.toml");
+    std::fs::write(&config, format!("{base}\n[chatwoot]\nurl = \"http://127.0.0.1:9\"\naccounts = {{ shop-1 = 1 }}\n"))
+        .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_shouhou"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--database-url",
+            &format!("sqlite://{}", dir.path().join("t.db").display()),
+        ])
+        .env("SHOUHOU_INTENTS", root().join("intents"))
+        .env("SHOUHOU_TEMPLATES", root().join("templates"))
+        .env("SHOUHOU_CONFIG", &config)
+        .env_remove("SHOUHOU_CHATWOOT_TOKEN")
+        .env_remove("SHOUHOU_SHOP_SECRETS")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("SHOUHOU_CHATWOOT_TOKEN"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    std::fs::write(&config, format!("{base}\n[websocket]\nurl = \"ws://127.0.0.1:9/push\"\nshops = [\"shop-1\"]\n"))
+        .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_shouhou"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--database-url",
+            &format!("sqlite://{}", dir.path().join("t.db").display()),
+        ])
+        .env("SHOUHOU_INTENTS", root().join("intents"))
+        .env("SHOUHOU_TEMPLATES", root().join("templates"))
+        .env("SHOUHOU_CONFIG", &config)
+        .env_remove("SHOUHOU_WS_TOKEN")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("SHOUHOU_WS_TOKEN"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    for (table, key) in [
+        ("[websocket]\nurl = \"http://x\"\nshops = [\"shop-1\"]\n", "websocket.url"),
+        ("[websocket]\nurl = \"ws://x\"\nshops = []\n", "websocket.shops"),
+        ("[chatwoot]\nurl = \"ftp://x\"\naccounts = { shop-1 = 1 }\n", "chatwoot.url"),
+        ("[chatwoot]\nurl = \"http://x\"\naccounts = { shop-1 = 0 }\n", "chatwoot.accounts"),
+        (
+            "[websocket]\nurl = \"ws://x\"\nshops = [\"shop-1\"]\n[chatwoot]\nurl = \"http://x\"\naccounts = { shop-1 = 1 }\n",
+            "chatwoot.accounts",
+        ),
+    ] {
+        let e = shouhou::config::Settings::parse(std::path::Path::new("shouhou.toml"), &format!("{base}\n{table}"))
+            .expect_err(table);
+        assert_eq!(e.key, key, "{table}: {e}");
+    }
+}
