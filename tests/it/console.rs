@@ -803,15 +803,8 @@ async fn static_files_and_unknown_things() {
 /// edit, the event stream's query, calls, promises, stats and autonomy run on both backends.
 #[tokio::test]
 async fn console_on_postgres() {
-    let Ok(base) = std::env::var("TEST_PG_URL") else {
-        eprintln!("TEST_PG_URL not set: PostgreSQL console test skipped (.ci/run sets it)");
-        return;
-    };
-    let name = format!("shouhou_console_{}_{}", std::process::id(), jiff::Timestamp::now().subsec_nanosecond());
-    let admin = sqlx::PgPool::connect(&base).await.expect("TEST_PG_URL reachable");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&admin).await.unwrap();
-    let (head, _) = base.rsplit_once('/').unwrap();
-    let env = Env::start_on(Some(format!("{head}/{name}")), "[autonomy]\nmin_drafts = 1\nmin_unedited = 0.5").await;
+    let Some(url) = crate::support::pg_url().await else { return };
+    let env = Env::start_on(Some(url), "[autonomy]\nmin_drafts = 1\nmin_unedited = 0.5").await;
     let agent = env.login("agent").await;
     let (s, page) = agent.get("/console/queue").await;
     assert_eq!(s, 200);
