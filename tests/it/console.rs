@@ -274,6 +274,7 @@ fn main_of(html: &str) -> String {
         (r">\d\d-\d\d<", ">[md]<"),
         (r">\d+ 分钟<", ">[n] 分钟<"),
         (r"<strong>[0-9.]+ 秒</strong>", "<strong>[s] 秒</strong>"),
+        (r#"<span class="secs">[0-9.]+ 秒</span>"#, r#"<span class="secs">[s] 秒</span>"#),
     ] {
         s = Regex::new(re).unwrap().replace_all(&s, to).into_owned();
     }

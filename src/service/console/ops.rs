@@ -341,39 +341,66 @@ fn primary_intent(intents_json: &str) -> String {
         .unwrap_or_else(|| "other".to_owned())
 }
 
+/// The median of `waits` (milliseconds) in seconds with one decimal, or `None` when empty.
+fn median_s(waits: &mut [i64]) -> Option<f64> {
+    waits.sort_unstable();
+    waits.get(waits.len() / 2).map(|w| (*w as f64 / 100.0).round() / 10.0)
+}
+
 pub(super) async fn stats_page(State(c): State<Arc<Console>>, Extension(me): Extension<Sess>) -> Page {
     me.need(Role::Agent)?;
     let s = &c.shared;
     let rows = s
         .store
         .rows(
-            "SELECT route, status, intents, created_at FROM drafts ORDER BY id DESC LIMIT 100000",
+            "SELECT route, status, intents, created_at, shop_id, conversation_id FROM drafts ORDER BY id LIMIT 100000",
             &[],
-            &[Col::T("route"), Col::T("status"), Col::T("intents"), Col::I("created_at")],
+            &[
+                Col::T("route"),
+                Col::T("status"),
+                Col::T("intents"),
+                Col::I("created_at"),
+                Col::T("shop_id"),
+                Col::T("conversation_id"),
+            ],
         )
         .await?;
     let mut all = Tally::default();
     let mut by_intent: BTreeMap<String, Tally> = BTreeMap::new();
     let mut by_day: BTreeMap<String, Tally> = BTreeMap::new();
+    // A conversation counts under the intent of its first draft.
+    let mut conv_intent: BTreeMap<(String, String), String> = BTreeMap::new();
     for r in &rows {
         let (route, status) = (r[0].t(), r[1].t());
+        let intent = primary_intent(&r[2].t());
         all.add(&route, &status);
-        by_intent.entry(primary_intent(&r[2].t())).or_default().add(&route, &status);
+        by_intent.entry(intent.clone()).or_default().add(&route, &status);
         by_day.entry(fmt_ms(r[3].i(), c.tz()).chars().take(10).collect()).or_default().add(&route, &status);
+        conv_intent.entry((r[4].t(), r[5].t())).or_insert(intent);
     }
     // Time to first reply: per conversation, its first message to its first reply sent.
     let firsts = s
         .store
         .rows(
-            "SELECT CAST(COALESCE((SELECT MIN(sent_at) FROM sends x WHERE x.shop_id = i.shop_id AND x.conversation_id = i.conversation_id AND x.status = 'sent') - MIN(i.received_at), 0) AS BIGINT) AS wait
+            "SELECT i.shop_id, i.conversation_id, CAST(MIN(i.received_at) AS BIGINT) AS first_at,
+                    CAST(COALESCE((SELECT MIN(sent_at) FROM sends x WHERE x.shop_id = i.shop_id AND x.conversation_id = i.conversation_id AND x.status = 'sent') - MIN(i.received_at), 0) AS BIGINT) AS wait
                FROM inbox i GROUP BY i.shop_id, i.conversation_id",
             &[],
-            &[Col::I("wait")],
+            &[Col::T("shop_id"), Col::T("conversation_id"), Col::I("first_at"), Col::I("wait")],
         )
         .await?;
-    let mut waits: Vec<i64> = firsts.iter().map(|r| r[0].i()).filter(|w| *w > 0).collect();
-    waits.sort_unstable();
-    let median_s = waits.get(waits.len() / 2).map(|w| (*w as f64 / 100.0).round() / 10.0);
+    let mut waits = Vec::new();
+    let mut waits_by_day: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    let mut waits_by_intent: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    for r in firsts.iter().filter(|r| r[3].i() > 0) {
+        waits.push(r[3].i());
+        waits_by_day.entry(fmt_ms(r[2].i(), c.tz()).chars().take(10).collect()).or_default().push(r[3].i());
+        if let Some(i) = conv_intent.get(&(r[0].t(), r[1].t())) {
+            waits_by_intent.entry(i.clone()).or_default().push(r[3].i());
+        }
+    }
+    let conversations = waits.len();
+    let median = median_s(&mut waits);
     let max_drafts = by_day.values().map(|t| t.drafts).max().unwrap_or(1).max(1);
     let days: Vec<Value> = by_day
         .iter()
@@ -387,6 +414,7 @@ pub(super) async fn stats_page(State(c): State<Arc<Console>>, Extension(me): Ext
             v["x"] = json!(i * 44 + 30);
             v["h"] = json!(t.drafts * 120 / max_drafts);
             v["h_auto"] = json!(t.auto * 120 / max_drafts);
+            v["first_reply_s"] = json!(waits_by_day.get_mut(day).and_then(|w| median_s(w)));
             v
         })
         .collect();
@@ -396,13 +424,14 @@ pub(super) async fn stats_page(State(c): State<Arc<Console>>, Extension(me): Ext
             let mut v = t.json();
             v["intent"] = json!(id);
             v["bar"] = json!(v["automation"].as_f64().unwrap_or(0.0) * 2.0);
+            v["first_reply_s"] = json!(waits_by_intent.get_mut(id).and_then(|w| median_s(w)));
             v
         })
         .collect();
     c.page(
         "stats.html",
         Some(&me),
-        json!({"all": all.json(), "days": days, "intents": intents, "median_first_reply_s": median_s, "conversations": waits.len()}),
+        json!({"all": all.json(), "days": days, "intents": intents, "median_first_reply_s": median, "conversations": conversations}),
     )
 }
 
