@@ -427,6 +427,8 @@ async fn queue_page(
     Extension(me): Extension<Sess>,
     Query(q): Query<QueueQuery>,
 ) -> Page {
+    // Taken before the rows, so a draft arriving in between shows up at the first event.
+    let mark = queue_mark(&c).await?;
     let items = queue_items(&c, &me, &q).await?;
     let shops: std::collections::BTreeSet<String> =
         items.iter().filter_map(|i| i["shop_id"].as_str().map(str::to_owned)).collect();
@@ -440,7 +442,7 @@ async fn queue_page(
         Some(&me),
         json!({"items": items, "filter": {"intent": q.intent, "group": q.group, "shop": q.shop},
                "intents": intents, "groups": ["reception", "returns_refunds", "exceptions"],
-               "shops": shops, "msg": q.msg, "part_time": me.role == Role::PartTime}),
+               "shops": shops, "msg": q.msg, "part_time": me.role == Role::PartTime, "mark": mark}),
     )
 }
 
@@ -451,6 +453,21 @@ async fn queue_rows(
 ) -> Page {
     let items = queue_items(&c, &me, &q).await?;
     c.page("queue_rows.html", Some(&me), json!({"items": items, "part_time": me.role == Role::PartTime}))
+}
+
+/// A fingerprint of the drafts waiting for review (count, newest id, sum of ids): it changes
+/// whenever one arrives or leaves the queue.
+async fn queue_mark(c: &Console) -> Result<String, StoreError> {
+    let r = c
+        .shared
+        .store
+        .rows(
+            "SELECT COUNT(*) AS n, CAST(COALESCE(MAX(id), 0) AS BIGINT) AS m, CAST(COALESCE(SUM(id), 0) AS BIGINT) AS s FROM drafts WHERE status IN ('pending_review', 'escalated')",
+            &[],
+            &[Col::I("n"), Col::I("m"), Col::I("s")],
+        )
+        .await?;
+    Ok(r.first().map(|r| format!("{}-{}-{}", r[0].i(), r[1].i(), r[2].i())).unwrap_or_default())
 }
 
 /// Server-sent events: `queue` whenever the set of drafts waiting for review changes (polled
@@ -470,18 +487,7 @@ async fn events(State(c): State<Arc<Console>>, Extension(_me): Extension<Sess>) 
                     return None;
                 }
                 first = false;
-                let mark = c
-                    .shared
-                    .store
-                    .rows(
-                        "SELECT COUNT(*) AS n, CAST(COALESCE(MAX(id), 0) AS BIGINT) AS m, CAST(COALESCE(SUM(id), 0) AS BIGINT) AS s FROM drafts WHERE status IN ('pending_review', 'escalated')",
-                        &[],
-                        &[Col::I("n"), Col::I("m"), Col::I("s")],
-                    )
-                    .await
-                    .ok()
-                    .and_then(|r| r.into_iter().next())
-                    .map(|r| format!("{}-{}-{}", r[0].i(), r[1].i(), r[2].i()));
+                let mark = queue_mark(&c).await.ok();
                 // A store hiccup is retried at the next tick; the page keeps what it shows.
                 let Some(mark) = mark else { continue };
                 if mark != last {

@@ -29,10 +29,12 @@
       else if (e.key === "r" && id) location.href = "/console/drafts/" + id + "#reject";
     });
     if (window.EventSource) {
-      let first = true;
+      // The page knows the queue's fingerprint when it was rendered; refresh on any other.
+      let shown = document.getElementById("queue").dataset.mark;
       const es = new EventSource("/console/events");
-      es.addEventListener("queue", async () => {
-        if (first) { first = false; return; }
+      es.addEventListener("queue", async (ev) => {
+        if (ev.data === shown) return;
+        shown = ev.data;
         const keep = current();
         const res = await fetch("/console/queue/rows" + location.search, { credentials: "same-origin" });
         if (!res.ok) return;

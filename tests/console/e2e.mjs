@@ -110,8 +110,6 @@ test("a new buyer message appears in the open queue without a reload", async () 
   await page.getByRole("heading", { name: /审核队列/ }).waitFor();
   await page.evaluate(() => { window.notReloaded = true; });
   const before = await page.locator("#queue-rows tr[data-id]").count();
-  // Let the page's event stream connect and take its first reading.
-  await page.waitForTimeout(1500);
   await buyerSays("live-m1", "c-live", "我买的牛排收到就化冻了，还有股怪味");
   await page.locator("#queue-rows tr", { hasText: "牛排收到就化冻了" }).waitFor({ timeout: 15000 });
   assert.equal(await page.evaluate(() => window.notReloaded), true, "the page was not reloaded");

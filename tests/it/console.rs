@@ -269,6 +269,7 @@ fn main_of(html: &str) -> String {
     let mut s = html[start..end].to_owned();
     for (re, to) in [
         (r"[0-9a-f]{64}", "[token]"),
+        (r#"data-mark="[0-9-]+""#, r#"data-mark="[mark]""#),
         (r"\d{4}-\d\d-\d\d \d\d:\d\d", "[time]"),
         (r"\d{4}-\d\d-\d\d", "[date]"),
         (r">\d\d-\d\d<", ">[md]<"),
