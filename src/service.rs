@@ -239,7 +239,7 @@ pub async fn process_one(s: &Shared, me: &str) -> Result<bool, store::StoreError
     let now = now_ms();
     let pg = s.store.is_postgres();
     let args = [Arg::T(me.to_owned()), Arg::I(now), Arg::I(now - LEASE_MS), Arg::I(BATCH)];
-    let cols = [Col::I("seq"), Col::T("payload"), Col::T("shop_id")];
+    let cols = [Col::I("seq"), Col::T("payload"), Col::T("shop_id"), Col::T("conversation_id")];
     let mut rows = s.store.rows(if pg { CLAIM_INBOX_PG } else { CLAIM_INBOX_SQLITE }, &args, &cols).await?;
     if rows.is_empty() {
         rows = s.store.rows(if pg { RECLAIM_INBOX_PG } else { RECLAIM_INBOX_SQLITE }, &args, &cols).await?;
@@ -248,9 +248,13 @@ pub async fn process_one(s: &Shared, me: &str) -> Result<bool, store::StoreError
         return Ok(false);
     }
     rows.sort_by_key(|r| r[0].i());
+    // Every conversation's state in one read.
+    let keys: Vec<(String, String)> = rows.iter().map(|r| (r[2].t(), r[3].t())).collect();
+    let mut states = s.store.conversations(&keys).await?;
     let mut batch: Vec<(Vec<Stmt>, Option<Done>)> = Vec::with_capacity(rows.len());
-    for row in rows {
-        batch.push(plan_message(s, row[0].i(), &row[1].t(), &row[2].t(), now).await?);
+    for (row, key) in rows.iter().zip(keys) {
+        let state = states.remove(&key);
+        batch.push(plan_message(s, row[0].i(), &row[1].t(), &key.0, state, now).await?);
     }
     let all: Vec<Stmt> = batch.iter().flat_map(|(st, _)| st.iter().cloned()).collect();
     let committed: Vec<bool> = match s.store.apply(&all).await {
@@ -298,6 +302,7 @@ async fn plan_message(
     seq: i64,
     payload: &str,
     shop: &str,
+    state: Option<(String, String)>,
     now: i64,
 ) -> Result<(Vec<Stmt>, Option<Done>), store::StoreError> {
     let shop = shop.to_owned();
@@ -314,16 +319,8 @@ async fn plan_message(
         }
     };
     let order_stmts = tmc::order_context(s, &shop, &mut event, now).await?;
-    let conv = s
-        .store
-        .rows(
-            "SELECT case_state, owner FROM conversations WHERE shop_id = $1 AND conversation_id = $2",
-            &[Arg::T(shop.clone()), Arg::T(event.conversation_id.clone())],
-            &[Col::T("case_state"), Col::T("owner")],
-        )
-        .await?;
-    let (case, owner): (Case, String) = match conv.first() {
-        Some(r) => (serde_json::from_str(&r[0].t()).unwrap_or_default(), r[1].t()),
+    let (case, owner): (Case, String) = match state {
+        Some((case, owner)) => (serde_json::from_str(&case).unwrap_or_default(), owner),
         None => (Case::default(), "bot".to_owned()),
     };
     let mut draft = s.assistant.draft(&case, &event, Timestamp::now());

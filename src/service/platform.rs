@@ -178,11 +178,15 @@ async fn send_one(s: &Shared, gap: Duration) -> Result<bool, super::store::Store
         return Ok(false);
     }
     rows.sort_by_key(|r| r[0].i());
-    // Post each claimed send, then record every outcome in one write.
-    let mut stmts = Vec::with_capacity(rows.len() * 2);
-    for r in &rows {
-        stmts.extend(deliver(s, r, gap, now).await?);
-    }
+    // Who owns each conversation, in one read; then post the sends concurrently (a claim holds
+    // at most one per conversation, so order within a conversation is kept) and record every
+    // outcome in one write.
+    let keys: Vec<(String, String)> = rows.iter().map(|r| (r[1].t(), r[2].t())).collect();
+    let owners = s.store.conversations(&keys).await?;
+    let person_owns =
+        |r: &[super::store::Val]| owners.get(&(r[1].t(), r[2].t())).is_some_and(|(_, owner)| owner != "bot");
+    let outcomes = futures_util::future::join_all(rows.iter().map(|r| deliver(s, r, person_owns(r), gap, now))).await;
+    let stmts: Vec<Stmt> = outcomes.into_iter().flatten().collect();
     s.store.apply(&stmts).await?;
     if !s.cfg.webhooks.endpoints.is_empty() {
         s.new_webhook.notify_waiters();
@@ -192,39 +196,24 @@ async fn send_one(s: &Shared, gap: Duration) -> Result<bool, super::store::Store
 
 /// Posts one claimed send (unless a person owns its conversation) and returns the statements
 /// that record the outcome.
-async fn deliver(
-    s: &Shared,
-    r: &[super::store::Val],
-    gap: Duration,
-    now: i64,
-) -> Result<Vec<Stmt>, super::store::StoreError> {
+async fn deliver(s: &Shared, r: &[super::store::Val], person_owns: bool, gap: Duration, now: i64) -> Vec<Stmt> {
     let (id, shop, conv, reply_to, text, by_person, key, attempts) =
         (r[0].i(), r[1].t(), r[2].t(), r[3].t(), r[4].t(), r[5].i() != 0, r[6].t(), r[7].i());
 
-    if !by_person {
-        let owner = s
-            .store
-            .rows(
-                "SELECT owner FROM conversations WHERE shop_id = $1 AND conversation_id = $2",
-                &[Arg::T(shop.clone()), Arg::T(conv.clone())],
-                &[Col::T("owner")],
-            )
-            .await?;
-        if owner.first().is_some_and(|o| o[0].t() != "bot") {
-            return Ok(vec![
-                Stmt { sql: "UPDATE sends SET status = 'held' WHERE id = $1", args: vec![Arg::I(id)] },
-                audit_stmt(
-                    now,
-                    "bot",
-                    "send_held",
-                    &shop,
-                    &conv,
-                    None,
-                    None,
-                    json!({"send_id": id, "why": "a person owns the conversation"}),
-                ),
-            ]);
-        }
+    if !by_person && person_owns {
+        return vec![
+            Stmt { sql: "UPDATE sends SET status = 'held' WHERE id = $1", args: vec![Arg::I(id)] },
+            audit_stmt(
+                now,
+                "bot",
+                "send_held",
+                &shop,
+                &conv,
+                None,
+                None,
+                json!({"send_id": id, "why": "a person owns the conversation"}),
+            ),
+        ];
     }
 
     s.pacer.wait(&shop, gap).await;
@@ -233,7 +222,7 @@ async fn deliver(
     let outcome = s.platform.send(&key, &body).await;
     let now = now_ms();
     let attempts = attempts + 1;
-    let stmts = match &outcome {
+    match &outcome {
         Outcome::Sent => {
             metrics::counter!("shouhou_sends_total", "result" => "sent").increment(1);
             vec![
@@ -288,8 +277,7 @@ async fn deliver(
                 audit_stmt(now, "bot", "send_failed", &shop, &conv, None, None, json!({"send_id": id, "error": why})),
             ]
         }
-    };
-    Ok(stmts)
+    }
 }
 
 /// One POST to the platform.

@@ -128,10 +128,12 @@ pub enum Write {
 const GROUP_COMMIT: usize = 256;
 
 /// SQLite allows one writer at a time. Rather than let connections queue on the file lock
-/// (SQLite's busy handler sleeps in whole milliseconds), one task owns the write connection and
-/// commits whatever writes are waiting together (group commit).
-async fn sqlite_writer(pool: SqlitePool, mut rx: tokio::sync::mpsc::Receiver<Write>) {
-    while let Some(first) = rx.recv().await {
+/// (SQLite's busy handler sleeps in whole milliseconds), one thread owns the write connection and
+/// commits whatever writes are waiting together (group commit). The thread drives SQLite
+/// directly (rusqlite, the same SQLite library sqlx links) with cached prepared statements, so a
+/// group of hundreds of statements costs one hand-over between threads, not two per statement.
+fn sqlite_writer(mut conn: rusqlite::Connection, mut rx: tokio::sync::mpsc::Receiver<Write>) {
+    while let Some(first) = rx.blocking_recv() {
         let mut group = vec![first];
         while group.len() < GROUP_COMMIT {
             match rx.try_recv() {
@@ -139,24 +141,17 @@ async fn sqlite_writer(pool: SqlitePool, mut rx: tokio::sync::mpsc::Receiver<Wri
                 Err(_) => break,
             }
         }
-        let mut conn = match pool.acquire().await {
-            Ok(c) => c,
-            Err(e) => {
-                fail_all(group, &e);
-                continue;
-            }
-        };
         // Optimistically the whole group in one transaction; if any write fails (rare: a
         // unique key raced), undo the group and commit each write on its own so only the
         // failing one is refused.
-        let results = match run_group(&mut conn, &group).await {
+        let results = match run_group(&mut conn, &group) {
             Ok(r) => r,
             Err(_) => {
                 let mut one_by_one = Vec::with_capacity(group.len());
                 for w in &group {
-                    one_by_one.push(match run_group(&mut conn, std::slice::from_ref(w)).await {
+                    one_by_one.push(match run_group(&mut conn, std::slice::from_ref(w)) {
                         Ok(mut r) => r.pop().unwrap_or(WriteResult::Counts(Vec::new())),
-                        Err(e) => WriteResult::Failed(e),
+                        Err(e) => WriteResult::Failed(e.into_sqlx()),
                     });
                 }
                 one_by_one
@@ -169,39 +164,122 @@ async fn sqlite_writer(pool: SqlitePool, mut rx: tokio::sync::mpsc::Receiver<Wri
 }
 
 /// Runs writes in one transaction; commits only if all succeed.
-async fn run_group(conn: &mut sqlx::SqliteConnection, group: &[Write]) -> Result<Vec<WriteResult>, sqlx::Error> {
-    use sqlx::Connection;
-    let mut tx = conn.begin().await?;
+fn run_group(conn: &mut rusqlite::Connection, group: &[Write]) -> Result<Vec<WriteResult>, WriterError> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let mut out = Vec::with_capacity(group.len());
     for w in group {
         out.push(match w {
             Write::Apply(stmts, _) => {
                 let mut counts = Vec::with_capacity(stmts.len());
                 for s in stmts {
-                    counts.push(bind_all!(sqlx::query(s.sql), &s.args).execute(&mut *tx).await?.rows_affected());
+                    let mut st = tx.prepare_cached(s.sql)?;
+                    bind_sqlite(&mut st, &s.args)?;
+                    counts.push(st.raw_execute()? as u64);
                 }
                 WriteResult::Counts(counts)
             }
             Write::Rows(sql, args, cols, _) => {
-                let rows = bind_all!(sqlx::query(*sql), args).fetch_all(&mut *tx).await?;
-                WriteResult::Rows(rows.iter().map(|r| read_row(r, cols)).collect::<Result<_, _>>()?)
+                let mut st = tx.prepare_cached(sql)?;
+                bind_sqlite(&mut st, args)?;
+                let mut rows = st.raw_query();
+                let mut read = Vec::new();
+                while let Some(r) = rows.next()? {
+                    read.push(
+                        cols.iter()
+                            .map(|c| match c {
+                                Col::I(name) => r.get::<_, i64>(*name).map(Val::I),
+                                Col::T(name) => r.get::<_, Option<String>>(*name).map(Val::T),
+                            })
+                            .collect::<Result<Vec<_>, _>>()?,
+                    );
+                }
+                WriteResult::Rows(read)
             }
         });
     }
-    tx.commit().await?;
+    tx.commit()?;
     Ok(out)
+}
+
+/// Binds `$n` placeholders by their number (SQLite numbers named parameters by first
+/// appearance, so `SET a = $2 WHERE id = $1` must be bound by name, as sqlx does).
+fn bind_sqlite(st: &mut rusqlite::CachedStatement<'_>, args: &[Arg]) -> Result<(), WriterError> {
+    for i in 1..=st.parameter_count() {
+        let n = st
+            .parameter_name(i)
+            .and_then(|name| name.strip_prefix('$'))
+            .and_then(|n| n.parse::<usize>().ok())
+            .filter(|n| (1..=args.len()).contains(n))
+            .ok_or_else(|| WriterError::Bind(format!("parameter {i} is not $1..${}", args.len())))?;
+        match &args[n - 1] {
+            Arg::I(v) => st.raw_bind_parameter(i, v)?,
+            Arg::T(v) => st.raw_bind_parameter(i, v.as_str())?,
+            Arg::N(v) => st.raw_bind_parameter(i, v.as_deref())?,
+            Arg::NI(v) => st.raw_bind_parameter(i, v)?,
+        }
+    }
+    Ok(())
+}
+
+/// A failure in the SQLite writer thread.
+#[derive(Debug, thiserror::Error)]
+enum WriterError {
+    #[error("{0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("bind: {0}")]
+    Bind(String),
+}
+
+impl WriterError {
+    /// The error as callers of the store see it: a unique-key violation stays recognisable.
+    fn into_sqlx(self) -> sqlx::Error {
+        let unique = matches!(
+            &self,
+            WriterError::Sqlite(rusqlite::Error::SqliteFailure(e, _))
+                if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                    || e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+        );
+        sqlx::Error::Database(Box::new(SqliteWriteError { message: self.to_string(), unique }))
+    }
+}
+
+/// A database error from the SQLite writer, in sqlx's terms.
+#[derive(Debug)]
+struct SqliteWriteError {
+    message: String,
+    unique: bool,
+}
+
+impl std::fmt::Display for SqliteWriteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for SqliteWriteError {}
+
+impl sqlx::error::DatabaseError for SqliteWriteError {
+    fn message(&self) -> &str {
+        &self.message
+    }
+    fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        self
+    }
+    fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+        self
+    }
+    fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+        self
+    }
+    fn kind(&self) -> sqlx::error::ErrorKind {
+        if self.unique { sqlx::error::ErrorKind::UniqueViolation } else { sqlx::error::ErrorKind::Other }
+    }
 }
 
 enum WriteResult {
     Counts(Vec<u64>),
     Rows(Vec<Vec<Val>>),
     Failed(sqlx::Error),
-}
-
-fn fail_all(group: Vec<Write>, e: &sqlx::Error) {
-    for w in group {
-        w.answer(WriteResult::Failed(sqlx::Error::Protocol(format!("write not committed: {e}"))));
-    }
 }
 
 impl Write {
@@ -245,6 +323,23 @@ where
         .collect()
 }
 
+/// The file of a `sqlite:` URL (`sqlite://FILE`, `sqlite:FILE`, query string dropped).
+fn opts_path(url: &str) -> String {
+    let rest = url.trim_start_matches("sqlite:").trim_start_matches("//");
+    rest.split('?').next().unwrap_or(rest).to_owned()
+}
+
+/// The writer's connection: WAL (set by the migration connection), normal sync, a busy timeout
+/// for readers' checkpoints, and room for every statement shouhou writes in the statement cache.
+fn open_writer(path: &str) -> Result<rusqlite::Connection, WriterError> {
+    let conn = rusqlite::Connection::open(path)?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.set_prepared_statement_cache_capacity(256);
+    Ok(conn)
+}
+
 impl Store {
     /// Connects and migrates. `sqlite://FILE` (created if missing) or `postgres://…`.
     ///
@@ -262,9 +357,18 @@ impl Store {
             // so waiting for the lock is handled by busy_timeout.
             let write = SqlitePoolOptions::new().max_connections(1).connect_with(opts.clone()).await?;
             sqlx::migrate!("migrations/sqlite").run(&write).await?;
+            write.close().await;
             let read = SqlitePoolOptions::new().max_connections(SQLITE_CONNECTIONS).connect_with(opts).await?;
+            let path = opts_path(url);
+            let conn = tokio::task::spawn_blocking(move || open_writer(&path))
+                .await
+                .map_err(|e| sqlx::Error::Protocol(format!("SQLite writer: {e}")))?
+                .map_err(WriterError::into_sqlx)?;
             let (tx, rx) = tokio::sync::mpsc::channel(4096);
-            tokio::spawn(sqlite_writer(write, rx));
+            std::thread::Builder::new()
+                .name("shouhou-sqlite-writer".into())
+                .spawn(move || sqlite_writer(conn, rx))
+                .map_err(|e| sqlx::Error::Protocol(format!("SQLite writer thread: {e}")))?;
             return Ok(Self::Sqlite(read, tx));
         }
         if url.starts_with("postgres:") || url.starts_with("postgresql:") {
@@ -333,6 +437,28 @@ impl Store {
         })
     }
 
+    /// The case state and owner of each of `keys` (shop, conversation) that has a row, in one
+    /// query: `(shop, conversation) -> (case_state, owner)`.
+    ///
+    /// # Errors
+    /// The query failing.
+    pub async fn conversations(
+        &self,
+        keys: &[(String, String)],
+    ) -> Result<std::collections::HashMap<(String, String), (String, String)>, StoreError> {
+        let mut out = std::collections::HashMap::with_capacity(keys.len());
+        if keys.is_empty() {
+            return Ok(out);
+        }
+        let list = serde_json::to_string(keys).unwrap_or_default();
+        let sql = if self.is_postgres() { CONVERSATIONS_PG } else { CONVERSATIONS_SQLITE };
+        let cols = [Col::T("shop_id"), Col::T("conversation_id"), Col::T("case_state"), Col::T("owner")];
+        for r in self.rows(sql, &[Arg::T(list)], &cols).await? {
+            out.insert((r[0].t(), r[1].t()), (r[2].t(), r[3].t()));
+        }
+        Ok(out)
+    }
+
     /// Checks the database answers.
     ///
     /// # Errors
@@ -341,6 +467,15 @@ impl Store {
         self.rows("SELECT CAST(1 AS BIGINT) AS one", &[], &[Col::I("one")]).await.map(|_| ())
     }
 }
+
+/// Conversations named by a JSON array of `[shop, conversation]` pairs (`$1`).
+const CONVERSATIONS_SQLITE: &str = "SELECT c.shop_id, c.conversation_id, c.case_state, c.owner
+   FROM json_each($1) j JOIN conversations c
+     ON c.shop_id = j.value ->> '$[0]' AND c.conversation_id = j.value ->> '$[1]'";
+/// The PostgreSQL form of [`CONVERSATIONS_SQLITE`].
+const CONVERSATIONS_PG: &str = "SELECT c.shop_id, c.conversation_id, c.case_state, c.owner
+   FROM json_array_elements(CAST($1 AS JSON)) j JOIN conversations c
+     ON c.shop_id = j.value ->> 0 AND c.conversation_id = j.value ->> 1";
 
 /// The claim statements differ between the backends only in the row-lock clause: PostgreSQL
 /// instances share the work with `FOR UPDATE SKIP LOCKED`; SQLite has one writer, so it needs
@@ -357,7 +492,7 @@ macro_rules! claim_inbox {
     ORDER BY i.seq LIMIT $4",
             $lock,
             ")
- RETURNING seq, payload, shop_id"
+ RETURNING seq, payload, shop_id, conversation_id"
         )
     };
 }
@@ -369,7 +504,7 @@ macro_rules! reclaim_inbox {
  WHERE seq = (SELECT seq FROM inbox WHERE status = 'processing' AND claimed_at < $3 AND $4 = $4 ORDER BY seq LIMIT 1",
             $lock,
             ")
- RETURNING seq, payload, shop_id"
+ RETURNING seq, payload, shop_id, conversation_id"
         )
     };
 }
