@@ -103,11 +103,20 @@ fn decision(c: &Console, at: Timestamp, attempts: i64, times: &[Timestamp]) -> C
 /// The calls page as at `at`.
 async fn calls_view(c: &Console, me: &Sess, at: Timestamp, msg: &str) -> Page {
     let tz = c.tz();
+    let drafts: BTreeMap<i64, i64> = c
+        .shared
+        .store
+        .rows("SELECT id, draft_id FROM calls ORDER BY id LIMIT 500", &[], &[Col::I("id"), Col::I("draft_id")])
+        .await?
+        .into_iter()
+        .map(|r| (r[0].i(), r[1].i()))
+        .collect();
     let mut items = Vec::new();
     for (id, shop, conv, attempts, times, script, status) in call_rows(&c.shared.store, None).await? {
         let d = decision(c, at, attempts, &times);
         items.push(json!({
             "id": id, "shop_id": shop, "conversation_id": conv, "attempts": attempts, "status": status,
+            "draft_id": drafts.get(&id),
             "max_attempts": c.settings().calls.max_attempts(), "script": script,
             "allowed": d.allowed, "reason": d.reason,
             "next_allowed": d.next_allowed_at.map(|z| z.strftime("%Y-%m-%d %H:%M").to_string()),
@@ -196,7 +205,7 @@ pub(super) async fn promises_page(
         .shared
         .store
         .rows(
-            "SELECT id, shop_id, conversation_id, what, due_at, status, kept_by, COALESCE(kept_at, 0) AS kept_at FROM promises ORDER BY CASE WHEN status = 'open' THEN 0 ELSE 1 END, due_at LIMIT 500",
+            "SELECT id, shop_id, conversation_id, what, due_at, status, kept_by, COALESCE(kept_at, 0) AS kept_at, draft_id FROM promises ORDER BY CASE WHEN status = 'open' THEN 0 ELSE 1 END, due_at LIMIT 500",
             &[],
             &[
                 Col::I("id"),
@@ -207,6 +216,7 @@ pub(super) async fn promises_page(
                 Col::T("status"),
                 Col::T("kept_by"),
                 Col::I("kept_at"),
+                Col::I("draft_id"),
             ],
         )
         .await?;
@@ -218,7 +228,7 @@ pub(super) async fn promises_page(
             json!({"id": r[0].i(), "shop_id": r[1].t(), "conversation_id": r[2].t(), "what": r[3].t(),
                    "due": fmt_ms(r[4].i(), c.tz()), "status": r[5].t(), "overdue": open && r[4].i() < now,
                    "due_soon": open && r[4].i() >= now && r[4].i() < now + 4 * 3600 * 1000,
-                   "kept_by": r[6].opt(), "kept_at": (r[7].i() > 0).then(|| fmt_ms(r[7].i(), c.tz()))})
+                   "kept_by": r[6].opt(), "kept_at": (r[7].i() > 0).then(|| fmt_ms(r[7].i(), c.tz())), "draft_id": r[8].i()})
         })
         .collect();
     c.page("promises.html", Some(&me), json!({"items": items, "msg": q.msg}))
