@@ -124,8 +124,8 @@ pub enum Command {
     },
     /// Load and validate every data file (intents, templates, guard, config) and report.
     Validate,
-    /// Run the service: signed intake on /v1/events, the pipeline, the platform sender and the
-    /// REST API. Secrets come from the environment: SHOUHOU_SHOP_SECRETS
+    /// Run the service: signed intake on /v1/events, the pipeline, the platform sender, the
+    /// REST API and the agent console at /console. Secrets come from the environment: SHOUHOU_SHOP_SECRETS
     /// (`shop-1=whsec_…|whsec_…,shop-2=whsec_…`) and SHOUHOU_API_TOKENS (`token=role,…`).
     Serve {
         /// Address to listen on.
@@ -162,10 +162,33 @@ pub enum Command {
         #[command(subcommand)]
         command: CallsCommand,
     },
+    /// Console users: `shouhou user add NAME --role agent` (the password is read from
+    /// SHOUHOU_USER_PASSWORD, or else from the first line of stdin).
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
     /// Classify the demo messages and show what shouhou understands of each.
     Demo {
         /// A file with one message per line (defaults to demo/messages.txt beside the intents).
         file: Option<PathBuf>,
+    },
+}
+
+/// `shouhou user …`
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a console user, or set an existing user's password and role (ending their
+    /// sessions). Prints {"user", "role", "created"}.
+    Add {
+        /// Login name (letters, digits, `_`, `.`, `-`).
+        name: String,
+        /// part_time, agent, supervisor or admin.
+        #[arg(long)]
+        role: String,
+        /// The service's database (the same as `serve --database-url`).
+        #[arg(long, env = "SHOUHOU_DATABASE_URL", default_value = "sqlite://shouhou.db")]
+        database_url: String,
     },
 }
 
@@ -411,12 +434,40 @@ pub fn run(cli: Cli) -> Result<u8> {
                 Ok(0)
             })
         }
+        Command::User { command: UserCommand::Add { name, role, database_url } } => {
+            let role = crate::service::Role::parse(&role)
+                .with_context(|| format!("unknown role `{role}` (part_time, agent, supervisor, admin)"))?;
+            let password = match std::env::var("SHOUHOU_USER_PASSWORD") {
+                Ok(p) => p,
+                Err(_) => {
+                    let mut line = String::new();
+                    io::stdin().lock().read_line(&mut line)?;
+                    line.trim_end_matches(['\r', '\n']).to_owned()
+                }
+            };
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("tokio runtime")?;
+            let existed = rt.block_on(async {
+                let store = crate::service::store::Store::connect(&database_url).await.with_context(|| {
+                    format!("cannot open the database {}", crate::service::run::redact_url(&database_url))
+                })?;
+                crate::service::console::upsert_user(&store, &name, &password, role).await
+            })?;
+            let mut out = io::stdout().lock();
+            serde_json::to_writer(
+                &mut out,
+                &serde_json::json!({"user": name, "role": crate::service::console::role_name(role), "created": !existed}),
+            )?;
+            writeln!(out)?;
+            Ok(0)
+        }
         Command::Validate => {
             let a = assistant()?;
+            let pages = crate::service::console::check_templates(&templates.join("console"))
+                .map_err(|e| anyhow::anyhow!("console templates: {e}"))?;
             let mut out = io::stdout().lock();
             writeln!(
                 out,
-                "ok: {} intents ({} phrases), {} template steps, guard and {} loaded",
+                "ok: {} intents ({} phrases), {} template steps, guard, {pages} console templates and {} loaded",
                 a.understanding.catalog.intents.len(),
                 a.understanding.catalog.cue_phrases().len(),
                 crate::domain::case::STEPS.len(),

@@ -30,6 +30,9 @@ pub struct ConfigFile {
     pub sla: Sla,
     /// Phone-call policy.
     pub calls: CallsFile,
+    /// When an intent has earned automatic sending (the console's autonomy page).
+    #[serde(default)]
+    pub autonomy: AutonomyFile,
     /// Consumer webhooks (optional).
     #[serde(default)]
     pub webhooks: WebhooksFile,
@@ -42,6 +45,32 @@ pub struct ConfigFile {
     /// The Chatwoot Agent Bot adapter (`docs/chatwoot.md`); off when absent.
     #[serde(default)]
     pub chatwoot: Option<ChatwootFile>,
+}
+
+/// `[autonomy]`: the bar an intent must meet before a supervisor may turn auto-send on.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AutonomyFile {
+    /// How many of the intent's latest reviewed drafts are looked at (and the fewest needed).
+    #[serde(default = "default_min_drafts")]
+    pub min_drafts: u32,
+    /// The share of those approved without an edit, in [0, 1].
+    #[serde(default = "default_min_unedited")]
+    pub min_unedited: f64,
+}
+
+impl Default for AutonomyFile {
+    fn default() -> Self {
+        Self { min_drafts: default_min_drafts(), min_unedited: default_min_unedited() }
+    }
+}
+
+fn default_min_drafts() -> u32 {
+    200
+}
+
+fn default_min_unedited() -> f64 {
+    0.95
 }
 
 /// `[webhooks]`: where shouhou's own events are delivered (Standard Webhooks).
@@ -323,6 +352,8 @@ pub struct Settings {
     pub sla: Sla,
     /// Call policy.
     pub calls: CallPolicy,
+    /// The autonomy bar.
+    pub autonomy: AutonomyFile,
     /// Consumer webhooks.
     pub webhooks: Webhooks,
     /// The TMC client, when configured.
@@ -401,6 +432,12 @@ impl Settings {
         let calls =
             CallPolicy::new(start, end, c.max_attempts, c.per_day, jiff::SignedDuration::from_mins(c.min_gap_minutes))
                 .map_err(|e| err("calls", e.to_string()))?;
+        if file.autonomy.min_drafts == 0 {
+            return Err(err("autonomy.min_drafts", "must be at least 1".into()));
+        }
+        if !(0.0..=1.0).contains(&file.autonomy.min_unedited) {
+            return Err(err("autonomy.min_unedited", "must be between 0 and 1".into()));
+        }
         let s = file.sla;
         for (k, v) in [
             ("ship_hours", s.ship_hours),
@@ -447,6 +484,7 @@ impl Settings {
             authority,
             sla: file.sla,
             calls,
+            autonomy: file.autonomy,
             tmc,
             shop: file.shop,
         })

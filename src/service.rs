@@ -12,6 +12,7 @@
 
 pub mod api;
 pub mod chatwoot;
+pub mod console;
 pub mod outbox;
 pub mod platform;
 pub mod run;
@@ -323,6 +324,17 @@ async fn plan_message(
         None => (Case::default(), "bot".to_owned()),
     };
     let mut draft = s.assistant.draft(&case, &event, Timestamp::now());
+    // Auto-send earned per intent (the console's autonomy page): a clean draft for review is
+    // sent when a supervisor has switched auto-send on for each of its intents.
+    if draft.route == Route::Review
+        && draft.reply.is_some()
+        && draft.guard.passed()
+        && s.assistant.settings.auto_enabled
+        && draft.intents.iter().all(|h| h.score >= s.assistant.settings.auto_threshold)
+        && console::ops::auto_send_allowed(&s.store, &draft.intents.iter().map(|h| h.id).collect::<Vec<_>>()).await?
+    {
+        draft.route = Route::Auto;
+    }
     // One owner per conversation: once a person has it, the bot drafts for review at most.
     if owner != "bot" && draft.route == Route::Auto {
         draft.route = Route::Review;

@@ -33,6 +33,8 @@ pub struct Assistant {
     pub dialogue: Dialogue,
     /// The shop's configuration.
     pub settings: Settings,
+    /// The templates directory these were loaded from (the console loads its pages there).
+    pub templates_dir: std::path::PathBuf,
 }
 
 /// The result of drafting one message: the contract of `shouhou draft`.
@@ -70,8 +72,9 @@ impl Assistant {
         let guard = Guard::load(&templates.join("guard.toml"), normalizer)?;
         let dialogue = Dialogue::load(&intents.join("dialogue.toml"), normalizer)?;
         let fixture = fixture_context(&settings);
+        let templates_dir = templates.to_owned();
         let templates = Templates::load(templates, case::STEPS, &fixture, &guard, normalizer)?;
-        Ok(Self { understanding, guard, templates, dialogue, settings })
+        Ok(Self { understanding, guard, templates, dialogue, settings, templates_dir })
     }
 
     /// Drafts the answer to `event` in a case that stands at `case`, at time `now`.

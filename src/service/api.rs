@@ -23,10 +23,11 @@ use crate::domain::{event::InboundEvent, sign};
 
 /// An API error: status and message.
 #[derive(Debug)]
-pub struct ApiError(StatusCode, Value);
+pub struct ApiError(pub StatusCode, pub Value);
 
 impl ApiError {
-    pub(super) fn new(status: StatusCode, msg: impl Into<String>) -> Self {
+    /// An error with a message.
+    pub fn new(status: StatusCode, msg: impl Into<String>) -> Self {
         Self(status, json!({"error": msg.into()}))
     }
 }
@@ -44,7 +45,8 @@ impl From<StoreError> for ApiError {
     }
 }
 
-pub(super) type ApiResult<T> = Result<T, ApiError>;
+/// A handler result.
+pub type ApiResult<T> = Result<T, ApiError>;
 
 /// The routes, documented in `/openapi.json` (a test checks both agree).
 pub fn router(shared: Arc<Shared>) -> Router {
@@ -68,7 +70,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/metrics", get(metrics_text))
         .route("/openapi.json", get(|| async { ([("content-type", "application/json")], OPENAPI) }))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(shared)
+        .with_state(shared.clone())
+        .merge(super::console::router(shared))
 }
 
 /// The OpenAPI document.
@@ -117,13 +120,16 @@ pub(super) fn auth(s: &Shared, headers: &HeaderMap, need: Role) -> ApiResult<(St
 }
 
 /// The draft columns read by [`draft_json`], in [`DRAFT_COLS`] order.
+#[macro_export]
+#[doc(hidden)]
 macro_rules! draft_select {
     () => {
         "SELECT id, shop_id, conversation_id, message_id, route, status, grp, reply, intents, actions, guard, created_at, reason, inbox_seq FROM drafts"
     };
 }
 
-const DRAFT_COLS: [Col; 14] = [
+/// The columns of `draft_select!`.
+pub const DRAFT_COLS: [Col; 14] = [
     Col::I("id"),
     Col::T("shop_id"),
     Col::T("conversation_id"),
@@ -140,7 +146,9 @@ const DRAFT_COLS: [Col; 14] = [
     Col::I("inbox_seq"),
 ];
 
-fn draft_json(r: &[super::store::Val]) -> Value {
+/// A draft row as JSON (the API's shape).
+#[must_use]
+pub fn draft_json(r: &[super::store::Val]) -> Value {
     let parse = |v: &super::store::Val| serde_json::from_str::<Value>(&v.t()).unwrap_or(Value::Null);
     json!({
         "id": r[0].i(), "shop_id": r[1].t(), "conversation_id": r[2].t(), "message_id": r[3].t(),
@@ -181,7 +189,11 @@ async fn queue(
     Ok(Json(json!({"items": items})))
 }
 
-async fn load_draft(s: &Shared, id: i64) -> ApiResult<Vec<super::store::Val>> {
+/// Reads draft `id` (404 when there is none).
+///
+/// # Errors
+/// No such draft, or the store failed.
+pub async fn load_draft(s: &Shared, id: i64) -> ApiResult<Vec<super::store::Val>> {
     const SQL: &str = concat!(draft_select!(), " WHERE id = $1");
     s.store
         .rows(SQL, &[Arg::I(id)], &DRAFT_COLS)
@@ -238,7 +250,15 @@ async fn queue_send(
 
 async fn approve(State(s): State<Arc<Shared>>, headers: HeaderMap, Path(id): Path<i64>) -> ApiResult<Json<Value>> {
     let (who, _) = auth(&s, &headers, Role::Agent)?;
-    let r = load_draft(&s, id).await?;
+    Ok(Json(approve_draft(&s, &who, id).await?))
+}
+
+/// Approves draft `id` as written, on behalf of `who` (the API and the console both call this).
+///
+/// # Errors
+/// No such draft (404), already decided (409), no reply text or a reply the guard blocks (422).
+pub async fn approve_draft(s: &Shared, who: &str, id: i64) -> ApiResult<Value> {
+    let r = load_draft(s, id).await?;
     open_for_decision(&r)?;
     let Some(text) = r[7].opt() else {
         return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "the draft has no reply text: edit it instead"));
@@ -250,8 +270,8 @@ async fn approve(State(s): State<Arc<Shared>>, headers: HeaderMap, Path(id): Pat
             json!({"error": "the guard blocks this text", "guard": guard}),
         ));
     }
-    queue_send(&s, &who, &r, &text, "approve", "pass").await?;
-    Ok(Json(json!({"id": id, "status": "approved"})))
+    queue_send(s, who, &r, &text, "approve", "pass").await?;
+    Ok(json!({"id": id, "status": "approved"}))
 }
 
 #[derive(Deserialize)]
@@ -266,24 +286,41 @@ async fn edit(
     Json(body): Json<EditBody>,
 ) -> ApiResult<Json<Value>> {
     let (who, _) = auth(&s, &headers, Role::Agent)?;
-    let r = load_draft(&s, id).await?;
-    open_for_decision(&r)?;
+    Ok(Json(edit_draft(&s, &who, id, &body.text).await?))
+}
+
+/// The inbound event a draft answers (for the guard's context and the console's order card).
+///
+/// # Errors
+/// The store failed.
+pub async fn draft_event(s: &Shared, inbox_seq: i64) -> ApiResult<Option<InboundEvent>> {
     let payload = s
         .store
-        .rows("SELECT payload FROM inbox WHERE seq = $1", &[Arg::I(r[13].i())], &[Col::T("payload")])
+        .rows("SELECT payload FROM inbox WHERE seq = $1", &[Arg::I(inbox_seq)], &[Col::T("payload")])
         .await?
         .into_iter()
         .next()
         .map(|v| v[0].t())
         .unwrap_or_default();
-    let event = InboundEvent::parse(&payload).ok();
-    let verdict = s.assistant.check(&body.text, event.as_ref());
+    Ok(InboundEvent::parse(&payload).ok())
+}
+
+/// Sends an agent's own text for draft `id`, after the guard passes it (the API and the
+/// console both call this; a blocked text is audited and refused).
+///
+/// # Errors
+/// No such draft (404), already decided (409), the guard blocks the text (422, with the verdict).
+pub async fn edit_draft(s: &Shared, who: &str, id: i64, text: &str) -> ApiResult<Value> {
+    let r = load_draft(s, id).await?;
+    open_for_decision(&r)?;
+    let event = draft_event(s, r[13].i()).await?;
+    let verdict = s.assistant.check(text, event.as_ref());
     if !verdict.passed() {
         metrics::counter!("shouhou_guard_blocks_total").increment(1);
         s.store
             .apply(&[audit_stmt(
                 now_ms(),
-                &who,
+                who,
                 "edit_blocked",
                 &r[1].t(),
                 &r[2].t(),
@@ -297,8 +334,8 @@ async fn edit(
             json!({"error": "the guard blocks this text", "guard": verdict}),
         ));
     }
-    queue_send(&s, &who, &r, &body.text, "edit", "pass").await?;
-    Ok(Json(json!({"id": id, "status": "edited", "guard": verdict})))
+    queue_send(s, who, &r, text, "edit", "pass").await?;
+    Ok(json!({"id": id, "status": "edited", "guard": verdict}))
 }
 
 #[derive(Deserialize)]
@@ -313,22 +350,34 @@ async fn reject(
     Json(body): Json<RejectBody>,
 ) -> ApiResult<Json<Value>> {
     let (who, _) = auth(&s, &headers, Role::Agent)?;
-    if body.reason.trim().is_empty() {
+    Ok(Json(reject_draft(&s, &who, id, &body.reason).await?))
+}
+
+/// Rejects draft `id` with a reason (the API and the console both call this).
+///
+/// # Errors
+/// An empty reason (400), no such draft (404), already decided (409).
+pub async fn reject_draft(s: &Shared, who: &str, id: i64, reason: &str) -> ApiResult<Value> {
+    if reason.trim().is_empty() {
         return Err(ApiError::new(StatusCode::BAD_REQUEST, "a rejection needs a reason"));
     }
-    let r = load_draft(&s, id).await?;
+    let r = load_draft(s, id).await?;
     open_for_decision(&r)?;
     let now = now_ms();
-    s.store
+    let counts = s
+        .store
         .apply(&[
             Stmt {
-                sql: "UPDATE drafts SET status = 'rejected', decided_by = $2, decided_at = $3, reason = $4 WHERE id = $1",
-                args: vec![Arg::I(id), Arg::T(who.clone()), Arg::I(now), Arg::T(body.reason.clone())],
+                sql: "UPDATE drafts SET status = 'rejected', decided_by = $2, decided_at = $3, reason = $4 WHERE id = $1 AND status IN ('pending_review', 'escalated')",
+                args: vec![Arg::I(id), Arg::T(who.to_owned()), Arg::I(now), Arg::T(reason.to_owned())],
             },
-            audit_stmt(now, &who, "reject", &r[1].t(), &r[2].t(), Some(id), None, json!({"reason": body.reason})),
+            audit_stmt(now, who, "reject", &r[1].t(), &r[2].t(), Some(id), None, json!({"reason": reason})),
         ])
         .await?;
-    Ok(Json(json!({"id": id, "status": "rejected"})))
+    if counts[0] == 0 {
+        return Err(ApiError::new(StatusCode::CONFLICT, "draft was decided meanwhile"));
+    }
+    Ok(json!({"id": id, "status": "rejected"}))
 }
 
 async fn conversation(

@@ -88,7 +88,9 @@ pub async fn start(listener: TcpListener, assistant: Arc<Assistant>, cfg: Servic
     let app = api::router(shared.clone()).merge(super::chatwoot::router(shared.clone()));
     let stop = shutdown.clone();
     let server = tokio::spawn(async move {
-        let _ = axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await }).await;
+        let _ = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await;
     });
     let workers = spawn_workers(&shared);
     if let Some(opts) = tmc {
@@ -166,6 +168,10 @@ pub fn parse_api_tokens(raw: &str) -> Result<HashMap<String, Role>> {
 /// The demo's fixed shop secret (local demo only).
 const DEMO_KEY: &[u8; 32] = b"shouhou-demo-secret-not-for-prod";
 
+/// The demo's console users (password `<name>-demo-pass`; local demo only).
+pub const DEMO_USERS: [(&str, Role); 4] =
+    [("parttime", Role::PartTime), ("agent", Role::Agent), ("supervisor", Role::Supervisor), ("admin", Role::Admin)];
+
 /// Demo API token (local demo only).
 pub const DEMO_TOKEN: &str = "demo-agent-token-0000";
 
@@ -178,11 +184,12 @@ pub async fn demo(assistant: Arc<Assistant>, conversations: &Path, keep_running:
     // The fake platform: prints every reply it receives.
     let platform = TcpListener::bind("127.0.0.1:0").await?;
     let platform_url = format!("http://{}/send", platform.local_addr()?);
-    let received = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let received = Arc::new(FakePlatform::default());
     let hooks = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let consumer_secret = Secret::from_bytes(DEMO_CONSUMER_KEY).expect("32 bytes");
     let fake = Router::new()
         .route("/send", post(fake_platform).with_state(received.clone()))
+        .route("/received", axum::routing::get(fake_received).with_state(received.clone()))
         .route("/hooks", post(fake_consumer).with_state((hooks.clone(), consumer_secret.clone())));
     tokio::spawn(async move {
         let _ = axum::serve(platform, fake).await;
@@ -214,7 +221,14 @@ pub async fn demo(assistant: Arc<Assistant>, conversations: &Path, keep_running:
     let listener = TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
     let running = start(listener, assistant, cfg).await?;
     let base = format!("http://{}", running.addr);
-    println!("shouhou demo: service on {base}, SQLite at {}, fake platform receiving replies", db.display());
+    println!(
+        "shouhou demo: service on {base}, SQLite at {}, fake platform receiving replies at {platform_url} (list: {})",
+        db.display(),
+        platform_url.replace("/send", "/received")
+    );
+    for (name, role) in DEMO_USERS {
+        super::console::upsert_user(&running.shared.store, name, &format!("{name}-demo-pass"), role).await?;
+    }
 
     let mut files: Vec<_> = std::fs::read_dir(conversations)
         .with_context(|| format!("cannot read {}", conversations.display()))?
@@ -293,15 +307,18 @@ pub async fn demo(assistant: Arc<Assistant>, conversations: &Path, keep_running:
         by_route.get("auto").unwrap_or(&0),
         by_route.get("review").unwrap_or(&0),
         by_route.get("escalate").unwrap_or(&0),
-        received.load(std::sync::atomic::Ordering::SeqCst),
+        received.n.load(std::sync::atomic::Ordering::SeqCst),
         hooks.load(std::sync::atomic::Ordering::SeqCst)
     );
     if keep_running {
         println!("Review queue: curl -H 'Authorization: Bearer {DEMO_TOKEN}' {base}/v1/queue");
+        println!(
+            "Console: {base}/console  (log in as agent / agent-demo-pass; also parttime, supervisor, admin with <name>-demo-pass)"
+        );
         println!("Running until Ctrl-C.");
         shutdown_signal().await;
     } else {
-        println!("Add --keep-running to keep the service up and browse the review queue through the API.");
+        println!("Add --keep-running to keep the service up and work through the review queue in the console.");
     }
     running.stop().await;
     let _ = std::fs::remove_file(&db);
@@ -310,12 +327,27 @@ pub async fn demo(assistant: Arc<Assistant>, conversations: &Path, keep_running:
     Ok(())
 }
 
+/// The demo's fake platform: counts and keeps what it receives.
+#[derive(Default)]
+struct FakePlatform {
+    n: std::sync::atomic::AtomicUsize,
+    got: std::sync::Mutex<Vec<serde_json::Value>>,
+}
+
+/// Every reply the fake platform received, in order (the console's browser test reads it).
+async fn fake_received(State(p): State<Arc<FakePlatform>>) -> Json<serde_json::Value> {
+    Json(serde_json::Value::Array(p.got.lock().map(|g| g.clone()).unwrap_or_default()))
+}
+
 async fn fake_platform(
-    State(n): State<Arc<std::sync::atomic::AtomicUsize>>,
+    State(p): State<Arc<FakePlatform>>,
     headers: HeaderMap,
     Json(body): Json<serde_json::Value>,
 ) -> &'static str {
-    n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    p.n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    if let Ok(mut g) = p.got.lock() {
+        g.push(body.clone());
+    }
     let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).unwrap_or("-");
     println!("← platform got reply for {} (key {key})", body["conversation_id"].as_str().unwrap_or("?"));
     "ok"

@@ -3,6 +3,7 @@
 mod catalog;
 mod chatwoot;
 mod cli;
+mod console;
 mod corpus;
 mod draft;
 mod entity;
