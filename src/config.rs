@@ -520,6 +520,16 @@ fn webhooks(w: &WebhooksFile) -> Result<Webhooks, (String, String)> {
             })?;
         retry_schedule_ms.push(ms);
     }
+    let total: i64 = retry_schedule_ms.iter().sum();
+    if total < 24 * 3_600_000 {
+        return Err((
+            "webhooks.retry_schedule".into(),
+            format!(
+                "retries must span at least 24 hours so a consumer's outage of a day loses nothing; these add up to {}",
+                jiff::SignedDuration::from_millis(total)
+            ),
+        ));
+    }
     let mut seen = std::collections::HashSet::new();
     for (i, e) in w.endpoints.iter().enumerate() {
         let key = |k: &str| format!("webhooks.endpoints[{i}].{k}");

@@ -20,7 +20,14 @@ pub mod store;
 pub mod tmc;
 pub mod websocket;
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc,
+        atomic::{AtomicI64, Ordering},
+    },
+    time::Duration,
+};
 
 use jiff::Timestamp;
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -162,8 +169,12 @@ pub fn spawn_workers(shared: &Arc<Shared>) -> tokio_util::task::TaskTracker {
             tracker.spawn(async move { outbox::deliverer(s).await });
         }
     }
-    let s = shared.clone();
-    tracker.spawn(async move { outbox::promise_watch(s).await });
+    // Without an endpoint nothing would hear of a due promise; a promise is announced once, so
+    // the watch waits until there is someone to tell.
+    if !shared.cfg.webhooks.endpoints.is_empty() {
+        let s = shared.clone();
+        tracker.spawn(async move { outbox::promise_watch(s).await });
+    }
     tracker.close();
     tracker
 }
@@ -219,6 +230,17 @@ pub async fn store_event(s: &Shared, shop: &str, event: &InboundEvent, raw: &str
     Ok(duplicate)
 }
 
+/// Whether a worker should also take over claims whose holder died: always when it found no new
+/// work, and under sustained load at least every third of a lease, so a crashed instance's
+/// claims (which hold up their conversations) are never starved by a steady stream of new work.
+pub(crate) fn reclaim_due(last: &AtomicI64, now: i64, idle: bool) -> bool {
+    if idle || now - last.load(Ordering::Relaxed) >= LEASE_MS / 3 {
+        last.store(now, Ordering::Relaxed);
+        return true;
+    }
+    false
+}
+
 /// Messages claimed and committed together: one transaction per batch (group commit).
 pub const BATCH: i64 = 32;
 
@@ -241,8 +263,9 @@ pub async fn process_one(s: &Shared, me: &str) -> Result<bool, store::StoreError
     let args = [Arg::T(me.to_owned()), Arg::I(now), Arg::I(now - LEASE_MS), Arg::I(BATCH)];
     let cols = [Col::I("seq"), Col::T("payload"), Col::T("shop_id"), Col::T("conversation_id")];
     let mut rows = s.store.rows(if pg { CLAIM_INBOX_PG } else { CLAIM_INBOX_SQLITE }, &args, &cols).await?;
-    if rows.is_empty() {
-        rows = s.store.rows(if pg { RECLAIM_INBOX_PG } else { RECLAIM_INBOX_SQLITE }, &args, &cols).await?;
+    static LAST_RECLAIM: AtomicI64 = AtomicI64::new(0);
+    if reclaim_due(&LAST_RECLAIM, now, rows.is_empty()) {
+        rows.extend(s.store.rows(if pg { RECLAIM_INBOX_PG } else { RECLAIM_INBOX_SQLITE }, &args, &cols).await?);
     }
     if rows.is_empty() {
         return Ok(false);
@@ -252,19 +275,26 @@ pub async fn process_one(s: &Shared, me: &str) -> Result<bool, store::StoreError
     let keys: Vec<(String, String)> = rows.iter().map(|r| (r[2].t(), r[3].t())).collect();
     let mut states = s.store.conversations(&keys).await?;
     let mut batch: Vec<(Vec<Stmt>, Option<Done>)> = Vec::with_capacity(rows.len());
-    for (row, key) in rows.iter().zip(keys) {
-        let state = states.remove(&key);
+    for (row, key) in rows.iter().zip(&keys) {
+        let state = states.remove(key);
         batch.push(plan_message(s, row[0].i(), &row[1].t(), &key.0, state, now).await?);
     }
-    let all: Vec<Stmt> = batch.iter().flat_map(|(st, _)| st.iter().cloned()).collect();
+    let all: Vec<Stmt> = outbox::lock_conversations(&s.store, &keys)
+        .into_iter()
+        .chain(batch.iter().flat_map(|(st, _)| st.iter().cloned()))
+        .collect();
     let committed: Vec<bool> = match s.store.apply(&all).await {
         Ok(_) => vec![true; batch.len()],
         // Someone else finished one of these first (its lease ran out while we worked): commit
         // message by message; the unique draft per inbox row refuses the duplicate.
         Err(store::StoreError::Db(sqlx::Error::Database(e))) if e.is_unique_violation() => {
             let mut ok = Vec::with_capacity(batch.len());
-            for (st, _) in &batch {
-                ok.push(match s.store.apply(st).await {
+            for ((st, _), key) in batch.iter().zip(&keys) {
+                let one: Vec<Stmt> = outbox::lock_conversations(&s.store, std::slice::from_ref(key))
+                    .into_iter()
+                    .chain(st.iter().cloned())
+                    .collect();
+                ok.push(match s.store.apply(&one).await {
                     Ok(_) => true,
                     Err(store::StoreError::Db(sqlx::Error::Database(e))) if e.is_unique_violation() => {
                         tracing::info!("message already processed elsewhere");

@@ -96,6 +96,25 @@ pub fn event_id(key: &str) -> String {
     id
 }
 
+/// On PostgreSQL, a statement that serialises the transactions writing outbox rows for the same
+/// conversations. Outbox ids come from a sequence when a row is inserted, not when it commits, so
+/// without it a transaction could take a later id yet commit first, and a deliverer would send
+/// that conversation's events out of order. The locks are taken in sorted order, so two such
+/// transactions never deadlock; they end with the transaction. SQLite's single writer commits in
+/// id order already: `None`.
+#[must_use]
+pub fn lock_conversations(store: &super::store::Store, keys: &[(String, String)]) -> Option<Stmt> {
+    if !store.is_postgres() || keys.is_empty() {
+        return None;
+    }
+    let names: Vec<String> = keys.iter().map(|(shop, conv)| format!("{shop}\u{1f}{conv}")).collect();
+    Some(Stmt {
+        sql: "SELECT pg_advisory_xact_lock(hashtext(k)) FROM
+                (SELECT DISTINCT value AS k FROM json_array_elements_text(CAST($1 AS JSON)) ORDER BY 1) t",
+        args: vec![Arg::T(serde_json::to_string(&names).unwrap_or_default())],
+    })
+}
+
 /// In the body of an event about a draft, this is replaced by the draft's id when the row is
 /// written (the id is assigned in the same transaction).
 const DRAFT_ID_PLACEHOLDER: &str = "\"draft_id\":-1";
@@ -252,8 +271,9 @@ pub async fn deliver_batch(s: &Arc<Shared>) -> Result<bool, StoreError> {
     let cols = [Col::I("id"), Col::T("endpoint"), Col::T("event_id"), Col::T("body"), Col::I("attempts")];
     let args = [Arg::I(now), Arg::I(now - LEASE_MS)];
     let mut rows = s.store.rows(if pg { CLAIM_PG } else { CLAIM_SQLITE }, &args, &cols).await?;
-    if rows.is_empty() {
-        rows = s.store.rows(if pg { RECLAIM_PG } else { RECLAIM_SQLITE }, &args, &cols).await?;
+    static LAST_RECLAIM: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+    if super::reclaim_due(&LAST_RECLAIM, now, rows.is_empty()) {
+        rows.extend(s.store.rows(if pg { RECLAIM_PG } else { RECLAIM_SQLITE }, &args, &cols).await?);
     }
     if rows.is_empty() {
         return Ok(false);
@@ -381,7 +401,8 @@ pub async fn announce_due_promises(s: &Shared, now: i64) -> Result<usize, StoreE
             ],
         )
         .await?;
-    let mut stmts = Vec::new();
+    let keys: Vec<(String, String)> = rows.iter().map(|r| (r[2].t(), r[3].t())).collect();
+    let mut stmts: Vec<Stmt> = lock_conversations(&s.store, &keys).into_iter().collect();
     for r in &rows {
         let (id, draft_id, shop, conv, what, due_at) = (r[0].i(), r[1].i(), r[2].t(), r[3].t(), r[4].t(), r[5].i());
         stmts.push(Stmt {
@@ -399,7 +420,7 @@ pub async fn announce_due_promises(s: &Shared, now: i64) -> Result<usize, StoreE
             json!({"promise_id": id, "draft_id": draft_id, "what": what, "due_at": due}),
         ));
     }
-    if !stmts.is_empty() {
+    if !rows.is_empty() {
         s.store.apply(&stmts).await?;
         s.new_webhook.notify_waiters();
     }
@@ -502,7 +523,8 @@ pub(super) async fn redeliver(
         return Err(ApiError::new(axum::http::StatusCode::CONFLICT, "the delivery is being attempted right now"));
     }
     let now = now_ms();
-    s.store
+    let counts = s
+        .store
         .apply(&[
             Stmt {
                 sql: "UPDATE outbox SET status = 'pending', attempts = 0, next_at = $2, last_error = NULL WHERE id = $1 AND status <> 'sending'",
@@ -511,6 +533,11 @@ pub(super) async fn redeliver(
             audit_stmt(now, &who, "webhook_redeliver", &r[0].t(), &r[1].t(), None, None, json!({"outbox_id": id, "event_id": r[3].t(), "was": r[2].t()})),
         ])
         .await?;
+    if counts[0] == 0 {
+        // A deliverer claimed it between our read and our write (the audit row stands: the
+        // request was made).
+        return Err(ApiError::new(axum::http::StatusCode::CONFLICT, "the delivery is being attempted right now"));
+    }
     s.new_webhook.notify_waiters();
     Ok(axum::Json(json!({"id": id, "status": "pending"})))
 }

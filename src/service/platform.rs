@@ -171,8 +171,9 @@ async fn send_one(s: &Shared, gap: Duration) -> Result<bool, super::store::Store
     ];
     let args = [Arg::I(now), Arg::I(now - LEASE_MS)];
     let mut rows = s.store.rows(if pg { CLAIM_SEND_PG } else { CLAIM_SEND_SQLITE }, &args, &cols).await?;
-    if rows.is_empty() {
-        rows = s.store.rows(if pg { RECLAIM_SEND_PG } else { RECLAIM_SEND_SQLITE }, &args, &cols).await?;
+    static LAST_RECLAIM: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+    if super::reclaim_due(&LAST_RECLAIM, now, rows.is_empty()) {
+        rows.extend(s.store.rows(if pg { RECLAIM_SEND_PG } else { RECLAIM_SEND_SQLITE }, &args, &cols).await?);
     }
     if rows.is_empty() {
         return Ok(false);
@@ -186,7 +187,8 @@ async fn send_one(s: &Shared, gap: Duration) -> Result<bool, super::store::Store
     let person_owns =
         |r: &[super::store::Val]| owners.get(&(r[1].t(), r[2].t())).is_some_and(|(_, owner)| owner != "bot");
     let outcomes = futures_util::future::join_all(rows.iter().map(|r| deliver(s, r, person_owns(r), gap, now))).await;
-    let stmts: Vec<Stmt> = outcomes.into_iter().flatten().collect();
+    let stmts: Vec<Stmt> =
+        super::outbox::lock_conversations(&s.store, &keys).into_iter().chain(outcomes.into_iter().flatten()).collect();
     s.store.apply(&stmts).await?;
     if !s.cfg.webhooks.endpoints.is_empty() {
         s.new_webhook.notify_waiters();

@@ -49,7 +49,13 @@ pub async fn start(listener: TcpListener, assistant: Arc<Assistant>, cfg: Servic
         .await
         .with_context(|| format!("cannot open the database {}", redact_url(&cfg.database_url)))?;
     let shutdown = CancellationToken::new();
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(15)).build().context("HTTP client")?;
+    // Redirects are not followed: a signed webhook or a reply is never re-POSTed somewhere else
+    // (Standard Webhooks: a 3xx is a failure).
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(15))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .context("HTTP client")?;
     let http_platform: Arc<dyn Platform> =
         Arc::new(super::platform::HttpPlatform { http: http.clone(), url: cfg.platform_url.clone() });
     // Each shop's replies go to the adapter that serves it; the rest to the HTTP platform.

@@ -105,11 +105,11 @@ async fn outbox_rows(r: &run::Running) -> Vec<(i64, String, String, String, Stri
         .collect()
 }
 
-const TEXTS: [&str; 3] = ["什么时候发货呀", "我买的鸡腿打开发现都臭了", "好的谢谢"];
+const TEXTS: [&str; 4] = ["什么时候发货呀", "我买的鸡腿打开发现都臭了", "好的谢谢", "再不处理我就打12315投诉你们"];
 
 async fn post_round(base: &str, round: usize) {
     for c in 0..4 {
-        let body = event(&format!("c{c}"), &format!("c{c}-m{round}"), TEXTS[(c + round) % 3], "tb_buyer_1");
+        let body = event(&format!("c{c}"), &format!("c{c}-m{round}"), TEXTS[(c + round) % 4], "tb_buyer_1");
         let r = post_signed(base, &body, &format!("in-{c}-{round}"), now(), &secret()).await;
         assert_eq!(r.status(), 202);
     }
@@ -177,13 +177,30 @@ async fn consumer_down_and_back_body(db: &str) {
         let body: Value = serde_json::from_str(&d[0].t()).unwrap();
         assert!(body["data"]["draft_id"].as_i64().unwrap() > 0, "draft ids filled in: {body}");
     }
+    let calls = r
+        .shared
+        .store
+        .rows("SELECT body FROM outbox WHERE event_type = $1", &[Arg::T("call.requested".into())], &[Col::T("body")])
+        .await
+        .unwrap();
+    assert!(!calls.is_empty(), "the complaints asked for calls");
+    for c in &calls {
+        let body: Value = serde_json::from_str(&c[0].t()).unwrap();
+        let d = &body["data"];
+        assert!(d["script"].as_array().is_some_and(|s| !s.is_empty()), "the call script travels: {body}");
+        assert_eq!(d["window"], "10:00-18:00");
+        assert_eq!(d["max_attempts"], 3);
+        assert_eq!(d["timezone"], "Asia/Shanghai");
+        assert!(d["draft_id"].as_i64().unwrap() > 0);
+    }
     r.stop().await;
     drop(consumer);
 
     let lines = Consumer::lines(&log);
     assert!(lines.iter().all(|l| l["verified"] == true), "the library verified every delivery: {lines:?}");
     let types: HashSet<&str> = rows.iter().map(|r| r.2.as_str()).collect();
-    for t in ["message.received", "draft.created", "reply.sent", "promise.created"] {
+    for t in ["message.received", "draft.created", "reply.sent", "promise.created", "case.escalated", "call.requested"]
+    {
         assert!(types.contains(t), "{t} was emitted: {types:?}");
     }
     assert!(rows.iter().any(|r| r.5 > 1), "some deliveries needed retries");
@@ -235,9 +252,12 @@ async fn scripted_consumer(status: Arc<AtomicUsize>, hits: Arc<AtomicUsize>) -> 
             "/hooks",
             post(|State((status, hits)): State<(Arc<AtomicUsize>, Arc<AtomicUsize>)>| async move {
                 hits.fetch_add(1, Ordering::SeqCst);
-                StatusCode::from_u16(u16::try_from(status.load(Ordering::SeqCst)).unwrap()).unwrap()
+                let code = StatusCode::from_u16(u16::try_from(status.load(Ordering::SeqCst)).unwrap()).unwrap();
+                // A redirect points at a route that would accept: following it would be a bug.
+                (code, [("location", "/ok")])
             }),
         )
+        .route("/ok", post(|| async { StatusCode::NO_CONTENT }))
         .with_state((status, hits));
     tokio::spawn(async move {
         let _ = axum::serve(l, app).await;
@@ -250,7 +270,8 @@ async fn scripted_consumer(status: Arc<AtomicUsize>, hits: Arc<AtomicUsize>) -> 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dead_letter_and_redeliver() {
     let (_d, db) = sqlite_url();
-    let (status, hits) = (Arc::new(AtomicUsize::new(500)), Arc::new(AtomicUsize::new(0)));
+    // First a redirect (a failure: signed deliveries are never re-POSTed elsewhere).
+    let (status, hits) = (Arc::new(AtomicUsize::new(307)), Arc::new(AtomicUsize::new(0)));
     let url = scripted_consumer(status.clone(), hits.clone()).await;
     let mut c = cfg(&db, &crate::support::accepting_platform().await, "t");
     c.webhooks = Webhooks {
@@ -277,7 +298,7 @@ async fn dead_letter_and_redeliver() {
     let item = &list["items"][0];
     assert_eq!(item["type"], "message.received");
     assert_eq!(item["attempts"], 3);
-    assert_eq!(item["last_error"], "http 500");
+    assert_eq!(item["last_error"], "http 307");
     let event_id = item["event_id"].as_str().unwrap().to_owned();
     let id = item["id"].as_i64().unwrap();
 
@@ -424,6 +445,9 @@ fn webhook_config_is_validated() {
         "the spec's schedule by default"
     );
     assert!(ok.webhooks.retry_schedule_ms.iter().sum::<i64>() >= 24 * 3_600_000, "retries for at least 24 hours");
+    let e = parse("[webhooks]\nretry_schedule = [\"0s\", \"5m\", \"1h\"]\n").unwrap_err();
+    assert_eq!(e.key, "webhooks.retry_schedule");
+    assert!(e.problem.contains("24 hours"), "{}", e.problem);
     let e = parse("[webhooks]\nretry_schedule = [\"0s\", \"soon\"]\n").unwrap_err();
     assert_eq!(e.key, "webhooks.retry_schedule[1]");
     let e =
