@@ -219,22 +219,34 @@ impl Templates {
     }
 
     /// Renders step `key` with `ctx`. `seed` picks the variant (stable per conversation);
-    /// `traditional` gives the buyer's script.
+    /// `traditional` gives the buyer's script. When the picked variant needs something the
+    /// context lacks (order data for a sender who is not known to be the orderer), the next
+    /// variant that renders is used, so whether a buyer gets an answer never depends on which
+    /// variant their conversation happens to pick.
     ///
     /// # Errors
-    /// An unknown step, or a context missing a variable the template uses.
+    /// An unknown step, or no variant renders with this context (the first failure is reported).
     pub fn render(&self, key: &str, ctx: &Value, seed: u64, traditional: bool) -> Result<String, RenderError> {
         let step = self.steps.get(key).ok_or_else(|| RenderError::Unknown(key.to_owned()))?;
         let salted = seed ^ fnv1a(key.as_bytes());
-        let (name, convert) = if traditional && step.hant > 0 {
-            (template_name(key, true, (salted % step.hant as u64) as usize), false)
-        } else {
-            (template_name(key, false, (salted % step.hans as u64) as usize), traditional)
-        };
-        let tmpl = self.env.get_template(&name).map_err(|e| RenderError::Render { key: key.to_owned(), source: e })?;
-        let text = tmpl.render(ctx).map_err(|e| RenderError::Render { key: key.to_owned(), source: e })?;
-        let text = text.trim().to_owned();
-        Ok(if convert { self.s2t.convert(&text) } else { text })
+        let (hant, count, convert) =
+            if traditional && step.hant > 0 { (true, step.hant, false) } else { (false, step.hans, traditional) };
+        let first = (salted % count as u64) as usize;
+        let mut failure = None;
+        for i in 0..count {
+            let name = template_name(key, hant, (first + i) % count);
+            let rendered = self.env.get_template(&name).and_then(|t| t.render(ctx));
+            match rendered {
+                Ok(text) => {
+                    let text = text.trim().to_owned();
+                    return Ok(if convert { self.s2t.convert(&text) } else { text });
+                }
+                Err(e) => {
+                    failure.get_or_insert(RenderError::Render { key: key.to_owned(), source: e });
+                }
+            }
+        }
+        Err(failure.unwrap_or_else(|| RenderError::Unknown(key.to_owned())))
     }
 
     /// The call script, one rendered line per step.

@@ -201,3 +201,28 @@ fn replay_is_deterministic() {
 fn every_template_passes_the_guard() {
     let _ = assistant();
 }
+
+/// Whether a buyer gets an answer never depends on the variant their conversation picks: a
+/// variant that needs order data the sender may not see gives way to one that does not.
+#[test]
+fn the_answer_does_not_depend_on_the_variant_picked() {
+    let a = assistant();
+    let mut routes = std::collections::BTreeSet::new();
+    for c in 0..40 {
+        let event = shouhou::domain::event::InboundEvent::parse(
+            &serde_json::json!({
+                "message_id": "m1", "conversation_id": format!("c-variant-{c}"),
+                "sender": {"account_id": "tb_family_9"}, "text": "请问怎么退货呀",
+                "order": {"order_id": "3391228745", "buyer_account_id": "tb_buyer_1", "status": "signed",
+                          "total": "59.00", "items": [{"title": "T恤", "category": "apparel", "price": "59.00"}]}
+            })
+            .to_string(),
+        )
+        .unwrap();
+        let d = a.draft(&Default::default(), &event, jiff::Timestamp::UNIX_EPOCH);
+        let reply = d.reply.as_deref().expect("every conversation gets an answer");
+        assert!(!reply.contains("3391228745"), "no order number for another account: {reply}");
+        routes.insert(format!("{:?}", d.route));
+    }
+    assert_eq!(routes.len(), 1, "one route whatever the variant: {routes:?}");
+}
