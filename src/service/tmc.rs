@@ -37,6 +37,10 @@ pub const SECRET_ENV: &str = "SHOUHOU_TMC_SECRET";
 /// How long the WebSocket connect and the login may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// A session that stayed up this long after its login resets the backoff (as the websocket
+/// adapter does): a server that accepts the login and then drops is retried with a growing delay.
+pub const STABLE_AFTER: Duration = Duration::from_secs(10);
+
 /// How the client connects and paces itself.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -56,6 +60,8 @@ pub struct Options {
     pub backoff_min: Duration,
     /// Largest reconnect delay.
     pub backoff_max: Duration,
+    /// How long a session must stay up after its login to reset the backoff.
+    pub stable_after: Duration,
 }
 
 impl Options {
@@ -71,6 +77,7 @@ impl Options {
             pull_every: Duration::from_secs(t.pull_seconds),
             backoff_min: Duration::from_secs(1),
             backoff_max: Duration::from_secs(60),
+            stable_after: STABLE_AFTER,
         }
     }
 }
@@ -103,7 +110,8 @@ pub async fn run(s: Arc<Shared>, o: Options) {
         if s.shutdown.is_cancelled() {
             return;
         }
-        match session(&s, &o, &mut failures).await {
+        let mut logged_in = None;
+        match session(&s, &o, &mut logged_in).await {
             Ok(()) => return,
             Err(e) => {
                 metrics::counter!("shouhou_tmc_disconnects_total").increment(1);
@@ -111,6 +119,10 @@ pub async fn run(s: Arc<Shared>, o: Options) {
             }
         }
         metrics::gauge!("shouhou_tmc_connected").set(0.0);
+        // Only a session that stayed up for a while counts as a success: a login alone does not.
+        if logged_in.is_some_and(|at: Instant| at.elapsed() >= o.stable_after) {
+            failures = 0;
+        }
         let delay = backoff(&o, failures);
         failures = failures.saturating_add(1);
         tokio::select! {
@@ -145,8 +157,9 @@ enum SessionError {
     Silent(Duration),
 }
 
-/// One connection: login, then messages until a drop (error) or shutdown (`Ok`).
-async fn session(s: &Shared, o: &Options, failures: &mut u32) -> Result<(), SessionError> {
+/// One connection: login, then messages until a drop (error) or shutdown (`Ok`). `logged_in`
+/// is set to the time the login was accepted.
+async fn session(s: &Shared, o: &Options, logged_in: &mut Option<Instant>) -> Result<(), SessionError> {
     let (ws, _) = timeout(HANDSHAKE_TIMEOUT, tokio_tungstenite::connect_async(o.url.as_str()))
         .await
         .map_err(|_| SessionError::Timeout)??;
@@ -178,7 +191,7 @@ async fn session(s: &Shared, o: &Options, failures: &mut u32) -> Result<(), Sess
     })
     .await
     .map_err(|_| SessionError::Timeout)??;
-    *failures = 0;
+    *logged_in = Some(Instant::now());
     metrics::gauge!("shouhou_tmc_connected").set(1.0);
     metrics::counter!("shouhou_tmc_connects_total").increment(1);
     tracing::info!(group = %o.group_name, "TMC connected");

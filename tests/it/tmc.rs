@@ -653,6 +653,7 @@ fn options(url: &str, secret: &str) -> Options {
         pull_every: Duration::from_millis(300),
         backoff_min: Duration::from_millis(50),
         backoff_max: Duration::from_millis(200),
+        stable_after: tmc::STABLE_AFTER,
     }
 }
 
@@ -965,4 +966,71 @@ async fn serve_runs_the_client_and_survives_a_kill() {
         count(&store, "SELECT COUNT(*) AS n FROM orders WHERE trade_status = 'WAIT_BUYER_CONFIRM_GOODS'", &[]).await,
         n
     );
+}
+
+// ------------------------------------------------------------------------------------------
+// Backoff after unstable sessions.
+
+fn load_assistant() -> Arc<shouhou::domain::draft::Assistant> {
+    Arc::new(
+        shouhou::domain::draft::Assistant::load(
+            &root().join("intents"),
+            &root().join("templates"),
+            &root().join("shouhou.toml"),
+        )
+        .unwrap(),
+    )
+}
+
+/// A server that accepts every login and drops the socket right after: a login alone is not a
+/// success, so the delay keeps growing to `backoff_max` instead of staying at the first step.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accept_then_drop_keeps_backing_off() {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/", l.local_addr().unwrap());
+    let logins = Arc::new(Mutex::new(Vec::<tokio::time::Instant>::new()));
+    let seen = logins.clone();
+    tokio::spawn(async move {
+        loop {
+            let (sock, _) = l.accept().await.unwrap();
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                let Ok(mut ws) = tokio_tungstenite::accept_async(sock).await else { return };
+                while let Some(Ok(m)) = ws.next().await {
+                    if let Message::Binary(b) = m {
+                        assert_eq!(Frame::decode(&b).unwrap().message_type, MessageType::Connect);
+                        seen.lock().unwrap().push(tokio::time::Instant::now());
+                        let mut ack = Frame::new(MessageType::ConnectAck);
+                        ack.token = Some("tok".into());
+                        let _ = ws.send(Message::Binary(ack.encode().into())).await;
+                        return; // dropped once the login was accepted
+                    }
+                }
+            });
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("tmc.db").display());
+    let running = run::start(
+        TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        load_assistant(),
+        cfg(&db, &crate::support::accepting_platform().await),
+    )
+    .await
+    .unwrap();
+    let tracker = tokio_util::task::TaskTracker::new();
+    let o = Options { backoff_max: Duration::from_millis(400), ..options(&url, APP_SECRET) };
+    tmc::spawn(&running.shared, &tracker, o);
+    wait_for("seven logins", async || logins.lock().unwrap().len() >= 7).await;
+    let at = logins.lock().unwrap().clone();
+    let gaps: Vec<Duration> = at.windows(2).map(|w| w[1] - w[0]).collect();
+    // From the fourth reconnect on the step is 400 ms, jittered within its upper half; a
+    // counter reset at each login would keep every delay at 25-50 ms.
+    for g in &gaps[3..6] {
+        assert!(*g >= Duration::from_millis(190), "the backoff grows across accepted logins: {gaps:?}");
+    }
+    running.shutdown.cancel();
+    tracker.close();
+    tokio::time::timeout(Duration::from_secs(5), tracker.wait()).await.expect("the client stops");
+    running.stop().await;
 }
