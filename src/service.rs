@@ -469,6 +469,12 @@ fn draft_events(
             Action::Escalate { reasons } => {
                 ("case.escalated", json!({"message_id": msg, "reasons": reasons, "group": draft.group}))
             }
+            // No call on a closed order: the call row is cancelled in this transaction.
+            Action::CallRequest { .. }
+                if event.order.as_ref().and_then(|o| o.status.as_deref()) == Some(tmc::CLOSED) =>
+            {
+                continue;
+            }
             Action::CallRequest { script, next_allowed_at } => {
                 let p = &s.assistant.settings;
                 (

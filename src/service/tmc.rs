@@ -24,7 +24,7 @@ use tokio::time::{Instant, timeout};
 use tokio_tungstenite::tungstenite::Message;
 
 use super::{
-    Shared, audit_stmt, now_ms,
+    Shared, audit_stmt, now_ms, outbox,
     store::{Arg, Col, Stmt, StoreError},
 };
 use crate::{config::TmcSettings, domain::event::InboundEvent};
@@ -353,11 +353,10 @@ pub async fn apply(
     if let Some((order_id, upsert, kind, detail)) = order_upsert(&effect, shop, topic, id, published, now) {
         stmts.push(upsert);
         let convs = linked_conversations(s, shop, order_id).await?;
-        let closed = matches!(effect, Effect::Trade { closed: true, .. });
+        if matches!(effect, Effect::Trade { closed: true, .. }) {
+            stmts.extend(cancel_pending_calls(s, shop, order_id, None, now).await?);
+        }
         for conv in &convs {
-            if closed {
-                stmts.push(cancel_calls(shop, conv));
-            }
             stmts.push(audit_stmt(now, "tmc", kind, shop, conv, None, None, detail.clone()));
         }
         if convs.is_empty() {
@@ -368,7 +367,7 @@ pub async fn apply(
     match s.store.apply(&stmts).await {
         Ok(counts) => {
             let cancelled: u64 =
-                stmts.iter().zip(&counts).filter(|(st, _)| st.sql == CANCEL_CALLS).map(|(_, n)| n).sum();
+                stmts.iter().zip(&counts).filter(|(st, _)| st.sql == CANCEL_CALL).map(|(_, n)| n).sum();
             if cancelled > 0 {
                 metrics::counter!("shouhou_tmc_calls_cancelled_total").increment(cancelled);
                 tracing::info!(cancelled, "trade closed: pending calls cancelled");
@@ -448,11 +447,63 @@ fn order_upsert<'a>(
     })
 }
 
-const CANCEL_CALLS: &str =
-    "UPDATE calls SET status = 'cancelled' WHERE shop_id = $1 AND conversation_id = $2 AND status = 'requested'";
+const CANCEL_CALL: &str = "UPDATE calls SET status = 'cancelled' WHERE id = $1 AND status = 'requested'";
 
-fn cancel_calls(shop: &str, conv: &str) -> Stmt {
-    Stmt { sql: CANCEL_CALLS, args: vec![Arg::T(shop.to_owned()), Arg::T(conv.to_owned())] }
+/// The consumer event written for each call a closed trade cancels.
+pub const CALL_CANCELLED: &str = "call.cancelled";
+
+/// Cancels the pending calls of every conversation about `order_id` (or, with `only_conv`, of
+/// that conversation), each with its `call.cancelled` consumer event, to commit in one
+/// transaction.
+///
+/// # Errors
+/// The store failed.
+async fn cancel_pending_calls(
+    s: &Shared,
+    shop: &str,
+    order_id: &str,
+    only_conv: Option<&str>,
+    now: i64,
+) -> Result<Vec<Stmt>, StoreError> {
+    let cols = [Col::I("id"), Col::I("draft_id"), Col::T("conversation_id")];
+    let pending = match only_conv {
+        None => {
+            s.store
+                .rows(
+                    "SELECT c.id, c.draft_id, c.conversation_id FROM calls c
+                       JOIN conversation_orders o ON o.shop_id = c.shop_id AND o.conversation_id = c.conversation_id
+                      WHERE o.shop_id = $1 AND o.order_id = $2 AND c.status = 'requested' ORDER BY c.id",
+                    &[Arg::T(shop.to_owned()), Arg::T(order_id.to_owned())],
+                    &cols,
+                )
+                .await?
+        }
+        Some(conv) => {
+            s.store
+                .rows(
+                    "SELECT id, draft_id, conversation_id FROM calls
+                      WHERE shop_id = $1 AND conversation_id = $2 AND status = 'requested' ORDER BY id",
+                    &[Arg::T(shop.to_owned()), Arg::T(conv.to_owned())],
+                    &cols,
+                )
+                .await?
+        }
+    };
+    let mut stmts = Vec::new();
+    for row in &pending {
+        let (call_id, draft_id, conv) = (row[0].i(), row[1].i(), row[2].t());
+        stmts.push(Stmt { sql: CANCEL_CALL, args: vec![Arg::I(call_id)] });
+        stmts.extend(outbox::event(
+            &s.cfg.webhooks,
+            now,
+            CALL_CANCELLED,
+            shop,
+            &conv,
+            &format!("{CALL_CANCELLED}:{call_id}"),
+            json!({"call_id": call_id, "draft_id": draft_id, "order_id": order_id, "reason": "trade_closed"}),
+        ));
+    }
+    Ok(stmts)
 }
 
 async fn linked_conversations(s: &Shared, shop: &str, order_id: &str) -> Result<Vec<String>, StoreError> {
@@ -502,16 +553,42 @@ pub async fn order_context(
             &[Col::T("trade_status"), Col::T("refund_status")],
         )
         .await?;
-    let Some(row) = rows.first() else { return Ok(stmts) };
-    let trade = row[0].opt().as_deref().and_then(effects::order_status);
-    if let Some(status) = trade {
-        order.status = Some(status.to_owned());
+    if let Some(row) = rows.first() {
+        merge_statuses(
+            order,
+            row[0].opt().as_deref().and_then(effects::order_status),
+            row[1].opt().as_deref().and_then(effects::refund_status),
+        );
     }
-    if let Some(refund) = row[1].opt().as_deref().and_then(effects::refund_status) {
-        order.refund_status = Some(refund.to_owned());
-    }
-    if trade == Some("closed") {
-        stmts.push(cancel_calls(shop, &event.conversation_id));
+    if order.status.as_deref() == Some(CLOSED) {
+        // Calls requested earlier on this conversation are cancelled with their events; the
+        // one this message may request (inserted before these statements run) has had no
+        // `call.requested` event and is cancelled silently.
+        stmts.extend(cancel_pending_calls(s, shop, &order_id, Some(&event.conversation_id), now).await?);
+        stmts.push(Stmt {
+            sql: "UPDATE calls SET status = 'cancelled' WHERE shop_id = $1 AND conversation_id = $2 AND status = 'requested'",
+            args: vec![Arg::T(shop.to_owned()), Arg::T(event.conversation_id.clone())],
+        });
     }
     Ok(stmts)
+}
+
+/// The order status of a closed trade.
+pub const CLOSED: &str = "closed";
+
+/// Merges what TMC stored into the event's order. The event (sent with the message) is fresher
+/// than a stored status of unknown age, so a stored status only fills one the event lacks;
+/// except a closed trade, which is terminal and always wins. The refund status is only filled:
+/// an order can have several refunds over time, so no stored refund status is final.
+pub fn merge_statuses(order: &mut crate::domain::event::Order, trade: Option<&str>, refund: Option<&str>) {
+    if let Some(t) = trade
+        && (t == CLOSED || order.status.as_deref().is_none_or(|s| s.trim().is_empty()))
+    {
+        order.status = Some(t.to_owned());
+    }
+    if let Some(r) = refund
+        && order.refund_status.as_deref().is_none_or(|s| s.trim().is_empty())
+    {
+        order.refund_status = Some(r.to_owned());
+    }
 }
