@@ -95,6 +95,8 @@ pub struct ServiceConfig {
     pub websocket: Option<websocket::WsConfig>,
     /// The Chatwoot Agent Bot adapter, when configured.
     pub chatwoot: Option<chatwoot::ChatwootConfig>,
+    /// The Taobao message service client, when `[tmc]` is enabled (secret resolved).
+    pub tmc: Option<tmc::Options>,
 }
 
 /// What every handler and task shares.

@@ -42,7 +42,7 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
 pub const STABLE_AFTER: Duration = Duration::from_secs(10);
 
 /// How the client connects and paces itself.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Options {
     /// `ws://` or `wss://` endpoint.
     pub url: String,
@@ -82,14 +82,28 @@ impl Options {
     }
 }
 
-/// Reads the secret for an enabled `[tmc]` section. `Ok(None)` when TMC is off.
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the secret.
+        f.debug_struct("Options")
+            .field("url", &self.url)
+            .field("app_key", &self.app_key)
+            .field("group_name", &self.group_name)
+            .field("shop_id", &self.shop_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The client options for an enabled `[tmc]` section, with the secret read from
+/// [`SECRET_ENV`] by the caller (`serve` resolves it like the adapters' secrets). `Ok(None)`
+/// when TMC is off.
 ///
 /// # Errors
-/// TMC is enabled and the secret variable is unset or empty.
-pub fn options_from_env(t: Option<&TmcSettings>) -> anyhow::Result<Option<Options>> {
+/// TMC is enabled and the secret is missing or empty.
+pub fn resolve(t: Option<&TmcSettings>, secret: Option<String>) -> anyhow::Result<Option<Options>> {
     let Some(t) = t.filter(|t| t.enabled) else { return Ok(None) };
-    match std::env::var(SECRET_ENV) {
-        Ok(s) if !s.trim().is_empty() => Ok(Some(Options::new(t, s.trim().to_owned()))),
+    match secret {
+        Some(s) if !s.trim().is_empty() => Ok(Some(Options::new(t, s.trim().to_owned()))),
         _ => anyhow::bail!(
             "[tmc] is enabled in the config but {SECRET_ENV} is not set: export the app secret of app key `{}` \
              (or set enabled = false)",
