@@ -534,10 +534,11 @@ async fn linked_conversations(s: &Shared, shop: &str, order_id: &str) -> Result<
 }
 
 /// Puts what the message service said about the event's order into the event before drafting
-/// (the order status, the latest refund status) and returns the statements to commit with the
-/// message: the link between the conversation and the order (so a later trade close finds the
-/// conversation) and, when the trade is already closed, the cancellation of any call this
-/// message requests (they run after the message's own inserts).
+/// (see [`merge_statuses`]) and returns the statements to commit with the message: the link
+/// between the conversation and the order (so a later trade close finds the conversation) and,
+/// when the order is closed, the cancellation of the conversation's pending calls (those
+/// announced earlier with their `call.cancelled` events; the one this message requests, which
+/// gets no `call.requested`, silently). They run after the message's own inserts.
 ///
 /// # Errors
 /// The store failed.
