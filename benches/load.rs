@@ -127,6 +127,7 @@ async fn full(assistant: Arc<Assistant>, db: &str, name: &str, n: usize, rate: O
         webhooks: Default::default(),
         websocket: None,
         chatwoot: None,
+        tmc: None,
     };
     let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let running = run::start(l, assistant, cfg).await.expect("service");

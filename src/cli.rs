@@ -395,6 +395,7 @@ pub fn run(cli: Cli) -> Result<u8> {
                         ChatwootConfig::from_file(c, env(TOKEN_ENV), env(SECRET_ENV))
                     })
                     .transpose()?;
+                let tmc = crate::service::tmc::resolve(a.settings.tmc.as_ref(), env(crate::service::tmc::SECRET_ENV))?;
                 // Signed webhook intake needs shop secrets unless an adapter brings the events.
                 if shops.is_empty() && websocket.is_none() && chatwoot.is_none() {
                     anyhow::bail!(
@@ -421,6 +422,7 @@ pub fn run(cli: Cli) -> Result<u8> {
                     )?,
                     websocket,
                     chatwoot,
+                    tmc,
                 };
                 let listener = tokio::net::TcpListener::bind(&listen)
                     .await

@@ -104,12 +104,13 @@ fn all_events() -> Vec<String> {
 }
 
 /// The consumer event types (`webhooks.endpoints[].events`).
-pub const EVENT_TYPES: [&str; 7] = [
+pub const EVENT_TYPES: [&str; 8] = [
     "message.received",
     "draft.created",
     "reply.sent",
     "case.escalated",
     "call.requested",
+    "call.cancelled",
     "promise.created",
     "promise.due",
 ];

@@ -102,6 +102,8 @@ pub struct ServiceConfig {
     pub websocket: Option<websocket::WsConfig>,
     /// The Chatwoot Agent Bot adapter, when configured.
     pub chatwoot: Option<chatwoot::ChatwootConfig>,
+    /// The Taobao message service client, when `[tmc]` is enabled (secret resolved).
+    pub tmc: Option<tmc::Options>,
 }
 
 /// What every handler and task shares.
@@ -498,6 +500,12 @@ fn draft_events(
         let (ty, data) = match a {
             Action::Escalate { reasons } => {
                 ("case.escalated", json!({"message_id": msg, "reasons": reasons, "group": draft.group}))
+            }
+            // No call on a closed order: the call row is cancelled in this transaction.
+            Action::CallRequest { .. }
+                if event.order.as_ref().and_then(|o| o.status.as_deref()) == Some(tmc::CLOSED) =>
+            {
+                continue;
             }
             Action::CallRequest { script, next_allowed_at } => {
                 let p = &s.assistant.settings;

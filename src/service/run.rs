@@ -43,8 +43,6 @@ impl Running {
 /// The store cannot be reached or migrated.
 pub async fn start(listener: TcpListener, assistant: Arc<Assistant>, cfg: ServiceConfig) -> Result<Running> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    // Checked before anything starts, so a missing secret is a clear startup error.
-    let tmc = super::tmc::options_from_env(assistant.settings.tmc.as_ref())?;
     let store = Store::connect(&cfg.database_url)
         .await
         .with_context(|| format!("cannot open the database {}", redact_url(&cfg.database_url)))?;
@@ -99,7 +97,7 @@ pub async fn start(listener: TcpListener, assistant: Arc<Assistant>, cfg: Servic
             .await;
     });
     let workers = spawn_workers(&shared);
-    if let Some(opts) = tmc {
+    if let Some(opts) = shared.cfg.tmc.clone() {
         super::tmc::spawn(&shared, &workers, opts);
     }
     let adapters = tokio_util::task::TaskTracker::new();
@@ -223,6 +221,7 @@ pub async fn demo(assistant: Arc<Assistant>, conversations: &Path, keep_running:
         },
         websocket: None,
         chatwoot: None,
+        tmc: None,
     };
     let listener = TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
     let running = start(listener, assistant, cfg).await?;

@@ -24,7 +24,7 @@ use tokio::time::{Instant, timeout};
 use tokio_tungstenite::tungstenite::Message;
 
 use super::{
-    Shared, audit_stmt, now_ms,
+    Shared, audit_stmt, now_ms, outbox,
     store::{Arg, Col, Stmt, StoreError},
 };
 use crate::{config::TmcSettings, domain::event::InboundEvent};
@@ -37,8 +37,12 @@ pub const SECRET_ENV: &str = "SHOUHOU_TMC_SECRET";
 /// How long the WebSocket connect and the login may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// A session that stayed up this long after its login resets the backoff (as the websocket
+/// adapter does): a server that accepts the login and then drops is retried with a growing delay.
+pub const STABLE_AFTER: Duration = Duration::from_secs(10);
+
 /// How the client connects and paces itself.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Options {
     /// `ws://` or `wss://` endpoint.
     pub url: String,
@@ -56,6 +60,8 @@ pub struct Options {
     pub backoff_min: Duration,
     /// Largest reconnect delay.
     pub backoff_max: Duration,
+    /// How long a session must stay up after its login to reset the backoff.
+    pub stable_after: Duration,
 }
 
 impl Options {
@@ -71,18 +77,33 @@ impl Options {
             pull_every: Duration::from_secs(t.pull_seconds),
             backoff_min: Duration::from_secs(1),
             backoff_max: Duration::from_secs(60),
+            stable_after: STABLE_AFTER,
         }
     }
 }
 
-/// Reads the secret for an enabled `[tmc]` section. `Ok(None)` when TMC is off.
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the secret.
+        f.debug_struct("Options")
+            .field("url", &self.url)
+            .field("app_key", &self.app_key)
+            .field("group_name", &self.group_name)
+            .field("shop_id", &self.shop_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The client options for an enabled `[tmc]` section, with the secret read from
+/// [`SECRET_ENV`] by the caller (`serve` resolves it like the adapters' secrets). `Ok(None)`
+/// when TMC is off.
 ///
 /// # Errors
-/// TMC is enabled and the secret variable is unset or empty.
-pub fn options_from_env(t: Option<&TmcSettings>) -> anyhow::Result<Option<Options>> {
+/// TMC is enabled and the secret is missing or empty.
+pub fn resolve(t: Option<&TmcSettings>, secret: Option<String>) -> anyhow::Result<Option<Options>> {
     let Some(t) = t.filter(|t| t.enabled) else { return Ok(None) };
-    match std::env::var(SECRET_ENV) {
-        Ok(s) if !s.trim().is_empty() => Ok(Some(Options::new(t, s.trim().to_owned()))),
+    match secret {
+        Some(s) if !s.trim().is_empty() => Ok(Some(Options::new(t, s.trim().to_owned()))),
         _ => anyhow::bail!(
             "[tmc] is enabled in the config but {SECRET_ENV} is not set: export the app secret of app key `{}` \
              (or set enabled = false)",
@@ -103,7 +124,8 @@ pub async fn run(s: Arc<Shared>, o: Options) {
         if s.shutdown.is_cancelled() {
             return;
         }
-        match session(&s, &o, &mut failures).await {
+        let mut logged_in = None;
+        match session(&s, &o, &mut logged_in).await {
             Ok(()) => return,
             Err(e) => {
                 metrics::counter!("shouhou_tmc_disconnects_total").increment(1);
@@ -111,6 +133,10 @@ pub async fn run(s: Arc<Shared>, o: Options) {
             }
         }
         metrics::gauge!("shouhou_tmc_connected").set(0.0);
+        // Only a session that stayed up for a while counts as a success: a login alone does not.
+        if logged_in.is_some_and(|at: Instant| at.elapsed() >= o.stable_after) {
+            failures = 0;
+        }
         let delay = backoff(&o, failures);
         failures = failures.saturating_add(1);
         tokio::select! {
@@ -145,8 +171,9 @@ enum SessionError {
     Silent(Duration),
 }
 
-/// One connection: login, then messages until a drop (error) or shutdown (`Ok`).
-async fn session(s: &Shared, o: &Options, failures: &mut u32) -> Result<(), SessionError> {
+/// One connection: login, then messages until a drop (error) or shutdown (`Ok`). `logged_in`
+/// is set to the time the login was accepted.
+async fn session(s: &Shared, o: &Options, logged_in: &mut Option<Instant>) -> Result<(), SessionError> {
     let (ws, _) = timeout(HANDSHAKE_TIMEOUT, tokio_tungstenite::connect_async(o.url.as_str()))
         .await
         .map_err(|_| SessionError::Timeout)??;
@@ -178,7 +205,7 @@ async fn session(s: &Shared, o: &Options, failures: &mut u32) -> Result<(), Sess
     })
     .await
     .map_err(|_| SessionError::Timeout)??;
-    *failures = 0;
+    *logged_in = Some(Instant::now());
     metrics::gauge!("shouhou_tmc_connected").set(1.0);
     metrics::counter!("shouhou_tmc_connects_total").increment(1);
     tracing::info!(group = %o.group_name, "TMC connected");
@@ -340,11 +367,10 @@ pub async fn apply(
     if let Some((order_id, upsert, kind, detail)) = order_upsert(&effect, shop, topic, id, published, now) {
         stmts.push(upsert);
         let convs = linked_conversations(s, shop, order_id).await?;
-        let closed = matches!(effect, Effect::Trade { closed: true, .. });
+        if matches!(effect, Effect::Trade { closed: true, .. }) {
+            stmts.extend(cancel_pending_calls(s, shop, order_id, None, now).await?);
+        }
         for conv in &convs {
-            if closed {
-                stmts.push(cancel_calls(shop, conv));
-            }
             stmts.push(audit_stmt(now, "tmc", kind, shop, conv, None, None, detail.clone()));
         }
         if convs.is_empty() {
@@ -355,7 +381,7 @@ pub async fn apply(
     match s.store.apply(&stmts).await {
         Ok(counts) => {
             let cancelled: u64 =
-                stmts.iter().zip(&counts).filter(|(st, _)| st.sql == CANCEL_CALLS).map(|(_, n)| n).sum();
+                stmts.iter().zip(&counts).filter(|(st, _)| st.sql == CANCEL_CALL).map(|(_, n)| n).sum();
             if cancelled > 0 {
                 metrics::counter!("shouhou_tmc_calls_cancelled_total").increment(cancelled);
                 tracing::info!(cancelled, "trade closed: pending calls cancelled");
@@ -435,11 +461,63 @@ fn order_upsert<'a>(
     })
 }
 
-const CANCEL_CALLS: &str =
-    "UPDATE calls SET status = 'cancelled' WHERE shop_id = $1 AND conversation_id = $2 AND status = 'requested'";
+const CANCEL_CALL: &str = "UPDATE calls SET status = 'cancelled' WHERE id = $1 AND status = 'requested'";
 
-fn cancel_calls(shop: &str, conv: &str) -> Stmt {
-    Stmt { sql: CANCEL_CALLS, args: vec![Arg::T(shop.to_owned()), Arg::T(conv.to_owned())] }
+/// The consumer event written for each call a closed trade cancels.
+pub const CALL_CANCELLED: &str = "call.cancelled";
+
+/// Cancels the pending calls of every conversation about `order_id` (or, with `only_conv`, of
+/// that conversation), each with its `call.cancelled` consumer event, to commit in one
+/// transaction.
+///
+/// # Errors
+/// The store failed.
+async fn cancel_pending_calls(
+    s: &Shared,
+    shop: &str,
+    order_id: &str,
+    only_conv: Option<&str>,
+    now: i64,
+) -> Result<Vec<Stmt>, StoreError> {
+    let cols = [Col::I("id"), Col::I("draft_id"), Col::T("conversation_id")];
+    let pending = match only_conv {
+        None => {
+            s.store
+                .rows(
+                    "SELECT c.id, c.draft_id, c.conversation_id FROM calls c
+                       JOIN conversation_orders o ON o.shop_id = c.shop_id AND o.conversation_id = c.conversation_id
+                      WHERE o.shop_id = $1 AND o.order_id = $2 AND c.status = 'requested' ORDER BY c.id",
+                    &[Arg::T(shop.to_owned()), Arg::T(order_id.to_owned())],
+                    &cols,
+                )
+                .await?
+        }
+        Some(conv) => {
+            s.store
+                .rows(
+                    "SELECT id, draft_id, conversation_id FROM calls
+                      WHERE shop_id = $1 AND conversation_id = $2 AND status = 'requested' ORDER BY id",
+                    &[Arg::T(shop.to_owned()), Arg::T(conv.to_owned())],
+                    &cols,
+                )
+                .await?
+        }
+    };
+    let mut stmts = Vec::new();
+    for row in &pending {
+        let (call_id, draft_id, conv) = (row[0].i(), row[1].i(), row[2].t());
+        stmts.push(Stmt { sql: CANCEL_CALL, args: vec![Arg::I(call_id)] });
+        stmts.extend(outbox::event(
+            &s.cfg.webhooks,
+            now,
+            CALL_CANCELLED,
+            shop,
+            &conv,
+            &format!("{CALL_CANCELLED}:{call_id}"),
+            json!({"call_id": call_id, "draft_id": draft_id, "order_id": order_id, "reason": "trade_closed"}),
+        ));
+    }
+    Ok(stmts)
 }
 
 async fn linked_conversations(s: &Shared, shop: &str, order_id: &str) -> Result<Vec<String>, StoreError> {
@@ -456,10 +534,11 @@ async fn linked_conversations(s: &Shared, shop: &str, order_id: &str) -> Result<
 }
 
 /// Puts what the message service said about the event's order into the event before drafting
-/// (the order status, the latest refund status) and returns the statements to commit with the
-/// message: the link between the conversation and the order (so a later trade close finds the
-/// conversation) and, when the trade is already closed, the cancellation of any call this
-/// message requests (they run after the message's own inserts).
+/// (see [`merge_statuses`]) and returns the statements to commit with the message: the link
+/// between the conversation and the order (so a later trade close finds the conversation) and,
+/// when the order is closed, the cancellation of the conversation's pending calls (those
+/// announced earlier with their `call.cancelled` events; the one this message requests, which
+/// gets no `call.requested`, silently). They run after the message's own inserts.
 ///
 /// # Errors
 /// The store failed.
@@ -489,16 +568,42 @@ pub async fn order_context(
             &[Col::T("trade_status"), Col::T("refund_status")],
         )
         .await?;
-    let Some(row) = rows.first() else { return Ok(stmts) };
-    let trade = row[0].opt().as_deref().and_then(effects::order_status);
-    if let Some(status) = trade {
-        order.status = Some(status.to_owned());
+    if let Some(row) = rows.first() {
+        merge_statuses(
+            order,
+            row[0].opt().as_deref().and_then(effects::order_status),
+            row[1].opt().as_deref().and_then(effects::refund_status),
+        );
     }
-    if let Some(refund) = row[1].opt().as_deref().and_then(effects::refund_status) {
-        order.refund_status = Some(refund.to_owned());
-    }
-    if trade == Some("closed") {
-        stmts.push(cancel_calls(shop, &event.conversation_id));
+    if order.status.as_deref() == Some(CLOSED) {
+        // Calls requested earlier on this conversation are cancelled with their events; the
+        // one this message may request (inserted before these statements run) has had no
+        // `call.requested` event and is cancelled silently.
+        stmts.extend(cancel_pending_calls(s, shop, &order_id, Some(&event.conversation_id), now).await?);
+        stmts.push(Stmt {
+            sql: "UPDATE calls SET status = 'cancelled' WHERE shop_id = $1 AND conversation_id = $2 AND status = 'requested'",
+            args: vec![Arg::T(shop.to_owned()), Arg::T(event.conversation_id.clone())],
+        });
     }
     Ok(stmts)
+}
+
+/// The order status of a closed trade.
+pub const CLOSED: &str = "closed";
+
+/// Merges what TMC stored into the event's order. The event (sent with the message) is fresher
+/// than a stored status of unknown age, so a stored status only fills one the event lacks;
+/// except a closed trade, which is terminal and always wins. The refund status is only filled:
+/// an order can have several refunds over time, so no stored refund status is final.
+pub fn merge_statuses(order: &mut crate::domain::event::Order, trade: Option<&str>, refund: Option<&str>) {
+    if let Some(t) = trade
+        && (t == CLOSED || order.status.as_deref().is_none_or(|s| s.trim().is_empty()))
+    {
+        order.status = Some(t.to_owned());
+    }
+    if let Some(r) = refund
+        && order.refund_status.as_deref().is_none_or(|s| s.trim().is_empty())
+    {
+        order.refund_status = Some(r.to_owned());
+    }
 }

@@ -83,6 +83,7 @@ impl Env {
             webhooks: Default::default(),
             websocket: None,
             chatwoot: None,
+            tmc: None,
         };
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let running = run::start(l, Arc::new(assistant), cfg).await.unwrap();

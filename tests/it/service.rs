@@ -98,6 +98,7 @@ pub(crate) fn cfg(db: &str, platform_url: &str, instance: &str) -> ServiceConfig
         webhooks: Default::default(),
         websocket: None,
         chatwoot: None,
+        tmc: None,
     }
 }
 
