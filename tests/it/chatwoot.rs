@@ -30,6 +30,7 @@ use crate::support::{pg_url, root, sqlite_url, wait_until};
 
 const API_TOKEN: &str = "chatwoot-bot-access-token";
 const SECRET: &str = "chatwoot-bot-webhook-secret";
+const URL_TOKEN: &str = "chatwoot-url-token-4f1c9a";
 
 /// A call the fake Chatwoot received: path, body.
 type Call = (String, Value);
@@ -118,13 +119,14 @@ async fn deliver(base: &str, shop: &str, body: &Value, sign: Option<(&str, i64)>
     (status, res.json().await.unwrap_or(Value::Null))
 }
 
-fn cfg(db: &str, url: &str, secret: Option<&str>) -> ServiceConfig {
+fn cfg(db: &str, url: &str, secret: Option<&str>, url_token: Option<&str>) -> ServiceConfig {
     ServiceConfig {
         shops: HashMap::new(),
         chatwoot: Some(ChatwootConfig {
             url: url.to_owned(),
             token: API_TOKEN.to_owned(),
             secret: secret.map(|s| s.as_bytes().to_vec()),
+            url_token: url_token.map(str::to_owned),
             accounts: HashMap::from([("shop-1".to_owned(), 1)]),
             handoff_note: true,
         }),
@@ -132,7 +134,7 @@ fn cfg(db: &str, url: &str, secret: Option<&str>) -> ServiceConfig {
     }
 }
 
-async fn start(db: &str, url: &str, secret: Option<&str>) -> run::Running {
+async fn start(db: &str, url: &str, secret: Option<&str>, url_token: Option<&str>) -> run::Running {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let a = shouhou::domain::draft::Assistant::load(
         &root().join("intents"),
@@ -140,7 +142,7 @@ async fn start(db: &str, url: &str, secret: Option<&str>) -> run::Running {
         &root().join("shouhou.toml"),
     )
     .unwrap();
-    run::start(l, Arc::new(a), cfg(db, url, secret)).await.unwrap()
+    run::start(l, Arc::new(a), cfg(db, url, secret, url_token)).await.unwrap()
 }
 
 async fn stored(r: &run::Running, message_id: &str) -> i64 {
@@ -173,7 +175,7 @@ async fn postgres_agent_bot_answers_ignores_its_echo_and_hands_off() {
 
 async fn agent_bot_body(db: &str) {
     let (fake, url) = FakeChatwoot::start().await;
-    let r = start(db, &url, Some(SECRET)).await;
+    let r = start(db, &url, Some(SECRET), None).await;
     let base = format!("http://{}", r.addr);
     let signed = Some((SECRET, now()));
 
@@ -283,15 +285,26 @@ async fn agent_bot_body(db: &str) {
     r.stop().await;
 }
 
-/// Without a secret, unsigned events are accepted (older Chatwoot versions do not sign).
+/// Without a secret (older Chatwoot versions do not sign), unsigned events need the shared
+/// token of the outgoing URL: missing or wrong, 401 and nothing stored; right, stored and answered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unsigned_events_are_accepted_when_no_secret_is_set() {
+async fn unsigned_events_need_the_url_token() {
     let (fake, url) = FakeChatwoot::start().await;
     let (_d, db) = sqlite_url();
-    let r = start(&db, &url, None).await;
+    let r = start(&db, &url, None, Some(URL_TOKEN)).await;
     let base = format!("http://{}", r.addr);
-    let (code, body) = deliver(&base, "shop-1", &payload(301, 12, "pending", "什么时候发货"), None).await;
-    assert_eq!(code, 200, "{body}");
+    let ask = payload(301, 12, "pending", "什么时候发货");
+    for shop in
+        ["shop-1", "shop-1?token=", "shop-1?token=wrong", "shop-1?other=1", "shop-1?token=chatwoot-url-token-4f1c9"]
+    {
+        let (code, body) = deliver(&base, shop, &ask, None).await;
+        assert_eq!(code, 401, "{shop}: {body}");
+        assert!(body["error"].as_str().unwrap().contains("token"), "{body}");
+    }
+    assert_eq!(stored(&r, "301").await, 0, "nothing stored without the right token");
+    let (code, body) = deliver(&base, &format!("shop-1?token={URL_TOKEN}"), &ask, None).await;
+    assert_eq!((code, &body["duplicate"]), (200, &json!(false)), "{body}");
+    assert_eq!(stored(&r, "301").await, 1);
     assert!(
         wait_until(|| async { !fake.calls_to("/api/v1/accounts/1/conversations/12/messages").is_empty() }, 30).await,
         "answered"
@@ -358,6 +371,29 @@ fn missing_secrets_and_bad_tables_stop_the_start() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+
+    // The access token alone is not enough: neither a signing secret nor a URL token would leave
+    // the route open to anyone.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_shouhou"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--database-url",
+            &format!("sqlite://{}", dir.path().join("t.db").display()),
+        ])
+        .env("SHOUHOU_INTENTS", root().join("intents"))
+        .env("SHOUHOU_TEMPLATES", root().join("templates"))
+        .env("SHOUHOU_CONFIG", &config)
+        .env("SHOUHOU_CHATWOOT_TOKEN", API_TOKEN)
+        .env_remove("SHOUHOU_CHATWOOT_SECRET")
+        .env_remove("SHOUHOU_CHATWOOT_URL_TOKEN")
+        .env_remove("SHOUHOU_SHOP_SECRETS")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("SHOUHOU_CHATWOOT_SECRET") && stderr.contains("SHOUHOU_CHATWOOT_URL_TOKEN"), "{stderr}");
 
     std::fs::write(&config, format!("{base}\n[websocket]\nurl = \"ws://127.0.0.1:9/push\"\nshops = [\"shop-1\"]\n"))
         .unwrap();
