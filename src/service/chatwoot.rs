@@ -395,6 +395,27 @@ impl Chatwoot {
     }
 }
 
+impl Chatwoot {
+    /// Whether the conversation's latest messages (`GET …/messages`: `{"payload": [...]}`) hold
+    /// a private note with exactly `note`. `Err` carries the outcome of a failed read.
+    async fn note_present(&self, url: &str, note: &str) -> Result<bool, Outcome> {
+        let res = self.http.get(url).header("api_access_token", &self.cfg.token).timeout(API_TIMEOUT).send().await;
+        let res = match res {
+            Ok(r) if r.status().is_success() => r,
+            other => {
+                return Err(match outcome(other) {
+                    Outcome::Sent => Outcome::Retry("unreadable messages list".into()),
+                    o => o,
+                });
+            }
+        };
+        let v: Value = res.json().await.map_err(|_| Outcome::Retry("messages list is not JSON".into()))?;
+        Ok(v["payload"].as_array().is_some_and(|a| {
+            a.iter().any(|m| m["private"].as_bool() == Some(true) && m["content"].as_str() == Some(note))
+        }))
+    }
+}
+
 impl Platform for Chatwoot {
     fn send<'a>(
         &'a self,
@@ -416,23 +437,42 @@ impl Platform for Chatwoot {
         self.cfg.accounts.contains_key(shop)
     }
 
-    fn handoff<'a>(
+    fn open_for_person<'a>(
+        &'a self,
+        shop: &'a str,
+        conversation: &'a str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Outcome> + Send + 'a>> {
+        Box::pin(async move {
+            let Some(toggle) = self.conversation_url(shop, conversation, "toggle_status") else {
+                return Outcome::Rejected(format!("shop `{shop}` has no Chatwoot account"));
+            };
+            // Toggling to `open` again on a retry is harmless.
+            self.call(&toggle, &json!({"status": "open"})).await
+        })
+    }
+
+    fn leave_note<'a>(
         &'a self,
         shop: &'a str,
         conversation: &'a str,
         note: &'a str,
+        maybe_stored: bool,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Outcome> + Send + 'a>> {
         Box::pin(async move {
-            let (Some(toggle), Some(messages)) = (
-                self.conversation_url(shop, conversation, "toggle_status"),
-                self.conversation_url(shop, conversation, "messages"),
-            ) else {
+            if !self.cfg.handoff_note {
+                return Outcome::Sent;
+            }
+            let Some(messages) = self.conversation_url(shop, conversation, "messages") else {
                 return Outcome::Rejected(format!("shop `{shop}` has no Chatwoot account"));
             };
-            // Open first: handing over is what matters, and toggling again on a retry is harmless.
-            let opened = self.call(&toggle, &json!({"status": "open"})).await;
-            if opened != Outcome::Sent || !self.cfg.handoff_note {
-                return opened;
+            // The messages API takes no idempotency key: after an attempt whose answer was lost,
+            // look among the conversation's latest messages for the note before posting it again.
+            if maybe_stored {
+                match self.note_present(&messages, note).await {
+                    Ok(true) => return Outcome::Sent,
+                    Ok(false) => {}
+                    Err(o) => return o,
+                }
             }
             match self.call(&messages, &json!({"content": note, "message_type": "outgoing", "private": true})).await {
                 Outcome::Rejected(why) => {

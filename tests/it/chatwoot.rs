@@ -39,6 +39,36 @@ type Call = (String, Value);
 struct FakeChatwoot {
     calls: Arc<Mutex<Vec<Call>>>,
     bad_token: Arc<Mutex<usize>>,
+    /// How many private notes to store and then answer 500 (the answer lost after storing).
+    fail_notes_after_storing: Arc<Mutex<usize>>,
+    /// How many `toggle_status` calls to answer 500 (recorded, not performed).
+    fail_toggles: Arc<Mutex<usize>>,
+    /// Reads of a conversation's messages.
+    reads: Arc<Mutex<usize>>,
+}
+
+/// `GET …/messages`: the conversation's messages as Chatwoot lists them (`{"meta", "payload"}`).
+async fn list(
+    State(f): State<FakeChatwoot>,
+    Path((account, conv, action)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> (StatusCode, Json<Value>) {
+    if action != "messages" {
+        return (StatusCode::NOT_FOUND, Json(json!({"error": "not found"})));
+    }
+    if headers.get("api_access_token").and_then(|v| v.to_str().ok()) != Some(API_TOKEN) {
+        *f.bad_token.lock().unwrap() += 1;
+        return (StatusCode::UNAUTHORIZED, Json(json!({"error": "Invalid Access Token"})));
+    }
+    *f.reads.lock().unwrap() += 1;
+    let path = format!("/api/v1/accounts/{account}/conversations/{conv}/messages");
+    let payload: Vec<Value> = f
+        .calls_to(&path)
+        .iter()
+        .enumerate()
+        .map(|(i, m)| json!({"id": 1000 + i, "content": m["content"], "private": m["private"], "message_type": 1}))
+        .collect();
+    (StatusCode::OK, Json(json!({"meta": {"labels": [], "contact_id": 1}, "payload": payload})))
 }
 
 async fn api(
@@ -51,7 +81,19 @@ async fn api(
         *f.bad_token.lock().unwrap() += 1;
         return (StatusCode::UNAUTHORIZED, Json(json!({"error": "Invalid Access Token"})));
     }
+    let private = body["private"] == json!(true);
     f.calls.lock().unwrap().push((format!("/api/v1/accounts/{account}/conversations/{conv}/{action}"), body));
+    let fail = |n: &Mutex<usize>| {
+        let mut n = n.lock().unwrap();
+        let hit = *n > 0;
+        *n = n.saturating_sub(1);
+        hit
+    };
+    if (action == "messages" && private && fail(&f.fail_notes_after_storing))
+        || (action == "toggle_status" && fail(&f.fail_toggles))
+    {
+        return (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"error": "lost"})));
+    }
     (StatusCode::OK, Json(json!({"id": 999})))
 }
 
@@ -61,7 +103,7 @@ impl FakeChatwoot {
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", l.local_addr().unwrap());
         let app = Router::new()
-            .route("/api/v1/accounts/{account}/conversations/{conv}/{action}", post(api))
+            .route("/api/v1/accounts/{account}/conversations/{conv}/{action}", post(api).get(list))
             .with_state(f.clone());
         tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
         (f, url)
@@ -309,6 +351,135 @@ async fn unsigned_events_need_the_url_token() {
         wait_until(|| async { !fake.calls_to("/api/v1/accounts/1/conversations/12/messages").is_empty() }, 30).await,
         "answered"
     );
+    r.stop().await;
+}
+
+async fn count(r: &run::Running, sql: &'static str, args: &[Arg]) -> i64 {
+    r.shared.store.rows(sql, args, &[Col::I("n")]).await.unwrap()[0][0].i()
+}
+
+async fn draft_of(r: &run::Running, message_id: &str) -> (i64, String) {
+    let row = r
+        .shared
+        .store
+        .rows(
+            "SELECT id, status FROM drafts WHERE message_id = $1",
+            &[Arg::T(message_id.to_owned())],
+            &[Col::I("id"), Col::T("status")],
+        )
+        .await
+        .unwrap();
+    row.first().map_or((0, String::new()), |r| (r[0].i(), r[1].t()))
+}
+
+/// A handoff's steps are recorded apart: the private note stored by Chatwoot whose answer was
+/// lost (500) is found on the retry and not posted again, and the conversation is not toggled
+/// again. The draft leaves shouhou's queue (`handed_off`, audit row), so approving it there is
+/// refused: the buyer is not answered twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handoff_note_is_not_repeated_and_the_draft_leaves_the_queue() {
+    let (_d, db) = sqlite_url();
+    handoff_steps_body(&db).await;
+}
+
+/// The same on PostgreSQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_handoff_note_is_not_repeated_and_the_draft_leaves_the_queue() {
+    if let Some(db) = pg_url().await {
+        handoff_steps_body(&db).await;
+    }
+}
+
+async fn handoff_steps_body(db: &str) {
+    let (fake, url) = FakeChatwoot::start().await;
+    *fake.fail_notes_after_storing.lock().unwrap() = 1;
+    let r = start(db, &url, Some(SECRET), None).await;
+    let base = format!("http://{}", r.addr);
+    let rot = payload(401, 20, "pending", "我买的鸡腿刚打开发现都臭了");
+    assert_eq!(deliver(&base, "shop-1", &rot, Some((SECRET, now()))).await.0, 200);
+    let done = || async { count(&r, "SELECT COUNT(*) AS n FROM handoffs WHERE status = 'done'", &[]).await == 1 };
+    assert!(wait_until(done, 30).await, "the handoff completes after the retry");
+    let toggle = "/api/v1/accounts/1/conversations/20/toggle_status";
+    let notes = "/api/v1/accounts/1/conversations/20/messages";
+    assert_eq!(fake.calls_to(toggle).len(), 1, "opened once: the retry did not toggle again");
+    let posted = fake.calls_to(notes);
+    assert_eq!(posted.len(), 1, "the note was posted once: {posted:?}");
+    assert_eq!(posted[0]["private"], true);
+    assert!(*fake.reads.lock().unwrap() >= 1, "the retry looked for the note");
+    let steps = r
+        .shared
+        .store
+        .rows(
+            "SELECT attempts, note_tries, COALESCE(opened_at, 0) AS o, COALESCE(noted_at, 0) AS n FROM handoffs",
+            &[],
+            &[Col::I("attempts"), Col::I("note_tries"), Col::I("o"), Col::I("n")],
+        )
+        .await
+        .unwrap();
+    assert_eq!((steps[0][0].i(), steps[0][1].i()), (2, 2), "two attempts, both at the note");
+    assert!(steps[0][2].i() > 0 && steps[0][3].i() >= steps[0][2].i(), "each step has its time");
+
+    // The draft left the review queue with an audit row; approving it is refused.
+    let (id, status) = draft_of(&r, "401").await;
+    assert_eq!(status, "handed_off");
+    let audit = "SELECT COUNT(*) AS n FROM audit WHERE kind = 'draft_handed_off' AND draft_id = $1";
+    assert_eq!(count(&r, audit, &[Arg::I(id)]).await, 1);
+    let queue: Value = reqwest::Client::new()
+        .get(format!("{base}/v1/queue"))
+        .bearer_auth(crate::service::TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(queue["items"].as_array().unwrap().iter().all(|i| i["id"] != json!(id)), "{queue}");
+    let res = reqwest::Client::new()
+        .post(format!("{base}/v1/drafts/{id}/approve"))
+        .bearer_auth(crate::service::TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 409);
+    assert!(res.text().await.unwrap().contains("handed_off"));
+    assert_eq!(fake.calls_to(notes).len(), 1, "no public reply either");
+    r.stop().await;
+}
+
+/// A draft approved in shouhou before its conversation could be opened in Chatwoot (the first
+/// toggle failed): the handoff is skipped with an audit row, so Chatwoot's agents are not invited
+/// to answer a buyer who already has the answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handoff_is_skipped_when_the_draft_was_answered_in_shouhou() {
+    let (fake, url) = FakeChatwoot::start().await;
+    *fake.fail_toggles.lock().unwrap() = 1;
+    let (_d, db) = sqlite_url();
+    let r = start(&db, &url, Some(SECRET), None).await;
+    let base = format!("http://{}", r.addr);
+    let rot = payload(501, 21, "pending", "我买的鸡腿刚打开发现都臭了");
+    assert_eq!(deliver(&base, "shop-1", &rot, Some((SECRET, now()))).await.0, 200);
+    let toggle = "/api/v1/accounts/1/conversations/21/toggle_status";
+    assert!(wait_until(|| async { !fake.calls_to(toggle).is_empty() }, 30).await, "the first toggle was tried");
+    let (id, status) = draft_of(&r, "501").await;
+    assert_eq!(status, "pending_review");
+    let res = reqwest::Client::new()
+        .post(format!("{base}/v1/drafts/{id}/approve"))
+        .bearer_auth(crate::service::TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    let skipped = || async { count(&r, "SELECT COUNT(*) AS n FROM handoffs WHERE status = 'skipped'", &[]).await == 1 };
+    assert!(wait_until(skipped, 30).await, "the handoff is skipped");
+    assert_eq!(fake.calls_to(toggle).len(), 1, "not opened after the approval");
+    let audit = "SELECT COUNT(*) AS n FROM audit WHERE kind = 'handoff_skipped' AND draft_id = $1";
+    assert_eq!(count(&r, audit, &[Arg::I(id)]).await, 1);
+    let reply = "/api/v1/accounts/1/conversations/21/messages";
+    assert!(
+        wait_until(|| async { fake.calls_to(reply).iter().any(|m| m["private"] == false) }, 30).await,
+        "the approved reply reached Chatwoot"
+    );
+    assert!(fake.calls_to(reply).iter().all(|m| m["private"] == false), "no handoff note");
     r.stop().await;
 }
 
