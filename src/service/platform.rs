@@ -315,17 +315,31 @@ pub fn outcome(res: Result<reqwest::Response, reqwest::Error>) -> Outcome {
         Err(e) => Outcome::Retry(if e.is_timeout() { "timeout".into() } else { "connection failed".into() }),
         Ok(r) if r.status().is_success() => Outcome::Sent,
         Ok(r) if r.status().as_u16() == 429 => {
-            let secs = r
-                .headers()
-                .get("retry-after")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<i64>().ok())
-                .unwrap_or(1);
-            Outcome::RateLimited(secs.clamp(0, 3600) * 1000)
+            Outcome::RateLimited(retry_after_ms(r.headers()).unwrap_or(1000).clamp(0, 3_600_000))
         }
         Ok(r) if r.status().is_server_error() => Outcome::Retry(format!("http {}", r.status().as_u16())),
         Ok(r) => Outcome::Rejected(format!("http {}", r.status().as_u16())),
     }
+}
+
+/// How long `Retry-After` asks to wait, in milliseconds: delay-seconds (`120`) or an HTTP-date
+/// (`Wed, 21 Oct 2015 07:28:00 GMT`, RFC 9110 section 10.2.3); a date in the past is 0. `None` when
+/// absent or unreadable.
+#[must_use]
+pub fn retry_after_ms(headers: &reqwest::header::HeaderMap) -> Option<i64> {
+    retry_after_ms_at(headers, now_ms())
+}
+
+/// [`retry_after_ms`] as seen at `now` (unix milliseconds).
+#[must_use]
+pub fn retry_after_ms_at(headers: &reqwest::header::HeaderMap, now: i64) -> Option<i64> {
+    static HTTP_DATE: jiff::fmt::rfc2822::DateTimeParser = jiff::fmt::rfc2822::DateTimeParser::new();
+    let v = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(secs) = v.parse::<i64>() {
+        return Some(secs.max(0).saturating_mul(1000));
+    }
+    let at = HTTP_DATE.parse_timestamp(v).ok()?;
+    Some((at.as_millisecond() - now).max(0))
 }
 
 /// Handoffs are claimed like sends: `$1` now, `$2` the lease cut-off; pending and due, or held

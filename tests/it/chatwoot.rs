@@ -483,6 +483,25 @@ async fn handoff_is_skipped_when_the_draft_was_answered_in_shouhou() {
     r.stop().await;
 }
 
+/// `Retry-After` (a Chatwoot 429, a consumer endpoint's 503) in both of its forms.
+#[test]
+fn retry_after_takes_seconds_and_http_dates() {
+    use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
+    use shouhou::service::platform::retry_after_ms_at;
+    let at = |v: &str| {
+        let mut h = HeaderMap::new();
+        h.insert(RETRY_AFTER, HeaderValue::from_str(v).unwrap());
+        // 2015-10-21T07:27:00Z
+        retry_after_ms_at(&h, 1_445_412_420_000)
+    };
+    assert_eq!(at("120"), Some(120_000));
+    assert_eq!(at(" 0 "), Some(0));
+    assert_eq!(at("Wed, 21 Oct 2015 07:28:00 GMT"), Some(60_000));
+    assert_eq!(at("Wed, 21 Oct 2015 07:26:00 GMT"), Some(0), "a date in the past: no wait");
+    assert_eq!(at("soon"), None);
+    assert_eq!(retry_after_ms_at(&HeaderMap::new(), 0), None);
+}
+
 /// The signature check itself: the documented format, constant-time comparison, tolerance.
 #[test]
 fn signature_check_follows_the_documented_format() {
