@@ -391,8 +391,8 @@ pub fn run(cli: Cli) -> Result<u8> {
                     .chatwoot
                     .as_ref()
                     .map(|c| {
-                        use crate::service::chatwoot::{ChatwootConfig, SECRET_ENV, TOKEN_ENV};
-                        ChatwootConfig::from_file(c, env(TOKEN_ENV), env(SECRET_ENV))
+                        use crate::service::chatwoot::{ChatwootConfig, SECRET_ENV, TOKEN_ENV, URL_TOKEN_ENV};
+                        ChatwootConfig::from_file(c, env(TOKEN_ENV), env(SECRET_ENV), env(URL_TOKEN_ENV))
                     })
                     .transpose()?;
                 let tmc = crate::service::tmc::resolve(a.settings.tmc.as_ref(), env(crate::service::tmc::SECRET_ENV))?;

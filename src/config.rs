@@ -189,7 +189,8 @@ fn default_reply_timeout() -> u64 {
 
 /// `[chatwoot]`: act as a Chatwoot Agent Bot. Events arrive on `POST /v1/chatwoot/{shop}`;
 /// replies and handoffs go to `url`. The access token comes from `SHOUHOU_CHATWOOT_TOKEN`, the
-/// optional signing secret from `SHOUHOU_CHATWOOT_SECRET`.
+/// signing secret from `SHOUHOU_CHATWOOT_SECRET` and/or the outgoing URL's `?token=` from
+/// `SHOUHOU_CHATWOOT_URL_TOKEN` (one of the two is required).
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct ChatwootFile {

@@ -2,7 +2,8 @@
 //!
 //! In: Chatwoot POSTs `message_created` (and other) events to `POST /v1/chatwoot/{shop}`. The
 //! signature (`X-Chatwoot-Signature: sha256=<hex HMAC-SHA256 of "{timestamp}.{body}">`) is
-//! checked when a secret is set; only incoming, public messages of conversations the bot owns
+//! checked when a secret is set, and the shared `?token=` of the bot's outgoing URL when one is set
+//! (one of the two is required); only incoming, public messages of conversations the bot owns
 //! (`pending`) are taken (the bot's own replies come back as `message_created` too), mapped onto
 //! the generic event and stored with [`super::store_event`]. The answer is immediate (Chatwoot
 //! opens the conversation for a person when a bot takes more than 5 s or fails); the processors
@@ -19,7 +20,7 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 use axum::{
     Json, Router,
     body::Bytes,
-    extract::{DefaultBodyLimit, Path, State},
+    extract::{DefaultBodyLimit, Path, RawQuery, State},
     http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
     routing::post,
@@ -43,6 +44,10 @@ pub const TOKEN_ENV: &str = "SHOUHOU_CHATWOOT_TOKEN";
 /// The environment variable holding the Agent Bot's webhook secret (optional).
 pub const SECRET_ENV: &str = "SHOUHOU_CHATWOOT_SECRET";
 
+/// The environment variable holding the shared token the bot's outgoing URL carries as
+/// `?token=`: required when [`SECRET_ENV`] is not set.
+pub const URL_TOKEN_ENV: &str = "SHOUHOU_CHATWOOT_URL_TOKEN";
+
 /// How far `X-Chatwoot-Timestamp` may be from now, either way.
 pub const TOLERANCE_SECONDS: i64 = 300;
 
@@ -58,6 +63,8 @@ pub struct ChatwootConfig {
     pub token: String,
     /// The webhook signing secret; signatures are required when set.
     pub secret: Option<Vec<u8>>,
+    /// The shared token of the outgoing URL (`?token=`); required on every event when set.
+    pub url_token: Option<String>,
     /// Shop id to Chatwoot account id.
     pub accounts: HashMap<String, i64>,
     /// Leave a private note with the draft on a handoff.
@@ -70,30 +77,51 @@ impl std::fmt::Debug for ChatwootConfig {
             .field("url", &self.url)
             .field("accounts", &self.accounts)
             .field("signed", &self.secret.is_some())
+            .field("url_token", &self.url_token.is_some())
             .finish_non_exhaustive()
     }
 }
 
 impl ChatwootConfig {
-    /// Builds the settings from `[chatwoot]`, the token from [`TOKEN_ENV`] and the optional
-    /// secret from [`SECRET_ENV`].
+    /// Builds the settings from `[chatwoot]`, the token from [`TOKEN_ENV`], the secret from
+    /// [`SECRET_ENV`] and the URL token from [`URL_TOKEN_ENV`].
     ///
     /// # Errors
-    /// The token is missing or empty (the message names the variable).
-    pub fn from_file(f: &ChatwootFile, token: Option<String>, secret: Option<String>) -> anyhow::Result<Self> {
+    /// The token is missing or empty, or neither the secret nor the URL token is set (the
+    /// message names the variables).
+    pub fn from_file(
+        f: &ChatwootFile,
+        token: Option<String>,
+        secret: Option<String>,
+        url_token: Option<String>,
+    ) -> anyhow::Result<Self> {
         let token = token.filter(|t| !t.trim().is_empty()).ok_or_else(|| {
             anyhow::anyhow!(
                 "[chatwoot] is configured but {TOKEN_ENV} is not set: set it to the Agent Bot's access token"
             )
         })?;
         let secret = secret.filter(|s| !s.trim().is_empty()).map(|s| s.trim().as_bytes().to_vec());
+        let url_token = url_token.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty());
+        if secret.is_none() && url_token.is_none() {
+            anyhow::bail!(
+                "[chatwoot] is configured but neither {SECRET_ENV} nor {URL_TOKEN_ENV} is set: set {SECRET_ENV} to the \
+                 Agent Bot's webhook secret or, when your Chatwoot does not sign bot webhooks, {URL_TOKEN_ENV} to a long \
+                 random token and add `?token=<it>` to the bot's outgoing URL"
+            );
+        }
+        if let Some(t) = &url_token
+            && !t.chars().all(|c| c.is_ascii_alphanumeric() || "-._~".contains(c))
+        {
+            anyhow::bail!("{URL_TOKEN_ENV} must be URL-safe (letters, digits, `-`, `.`, `_`, `~`)");
+        }
         if secret.is_none() {
-            tracing::warn!("{SECRET_ENV} is not set: Chatwoot events are accepted unsigned");
+            tracing::warn!("{SECRET_ENV} is not set: Chatwoot events are accepted unsigned, with the URL token");
         }
         Ok(Self {
             url: f.url.trim_end_matches('/').to_owned(),
             token: token.trim().to_owned(),
             secret,
+            url_token,
             accounts: f.accounts.iter().map(|(k, v)| (k.clone(), *v)).collect(),
             handoff_note: f.handoff_note,
         })
@@ -148,6 +176,18 @@ pub fn verify_signature(
     mac.update(b".");
     mac.update(body);
     mac.verify_slice(&expected).map_err(|_| SignatureError::Mismatch)
+}
+
+/// Whether the `token` query parameter of `query` is `expected`, compared in constant time
+/// (the length aside).
+#[must_use]
+pub fn url_token_matches(query: Option<&str>, expected: &str) -> bool {
+    let Some(given) = query.and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("token=")).map(|t| t.to_owned()))
+    else {
+        return false;
+    };
+    let (a, b) = (given.as_bytes(), expected.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn unhex(s: &str) -> Option<Vec<u8>> {
@@ -253,7 +293,13 @@ fn answer(status: StatusCode, body: Value) -> Response {
     (status, Json(body)).into_response()
 }
 
-async fn webhook(State(s): State<Arc<Shared>>, Path(shop): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+async fn webhook(
+    State(s): State<Arc<Shared>>,
+    Path(shop): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let result = |r: &'static str| metrics::counter!("shouhou_chatwoot_events_total", "result" => r).increment(1);
     let Some(cw) = s.cfg.chatwoot.as_ref() else {
         return answer(StatusCode::NOT_FOUND, json!({"error": "the Chatwoot adapter is not configured"}));
@@ -264,6 +310,15 @@ async fn webhook(State(s): State<Arc<Shared>>, Path(shop): Path<String>, headers
             json!({"error": format!("shop `{shop}` is not served through Chatwoot")}),
         );
     };
+    if let Some(expected) = &cw.url_token
+        && !url_token_matches(query.as_deref(), expected)
+    {
+        result("unauthorized");
+        return answer(
+            StatusCode::UNAUTHORIZED,
+            json!({"error": "the `token` query parameter is missing or wrong (see SHOUHOU_CHATWOOT_URL_TOKEN)"}),
+        );
+    }
     if let Some(secret) = &cw.secret {
         let h = |k: &str| headers.get(k).and_then(|v| v.to_str().ok());
         if let Err(e) =
@@ -340,6 +395,27 @@ impl Chatwoot {
     }
 }
 
+impl Chatwoot {
+    /// Whether the conversation's latest messages (`GET …/messages`: `{"payload": [...]}`) hold
+    /// a private note with exactly `note`. `Err` carries the outcome of a failed read.
+    async fn note_present(&self, url: &str, note: &str) -> Result<bool, Outcome> {
+        let res = self.http.get(url).header("api_access_token", &self.cfg.token).timeout(API_TIMEOUT).send().await;
+        let res = match res {
+            Ok(r) if r.status().is_success() => r,
+            other => {
+                return Err(match outcome(other) {
+                    Outcome::Sent => Outcome::Retry("unreadable messages list".into()),
+                    o => o,
+                });
+            }
+        };
+        let v: Value = res.json().await.map_err(|_| Outcome::Retry("messages list is not JSON".into()))?;
+        Ok(v["payload"].as_array().is_some_and(|a| {
+            a.iter().any(|m| m["private"].as_bool() == Some(true) && m["content"].as_str() == Some(note))
+        }))
+    }
+}
+
 impl Platform for Chatwoot {
     fn send<'a>(
         &'a self,
@@ -361,23 +437,42 @@ impl Platform for Chatwoot {
         self.cfg.accounts.contains_key(shop)
     }
 
-    fn handoff<'a>(
+    fn open_for_person<'a>(
+        &'a self,
+        shop: &'a str,
+        conversation: &'a str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Outcome> + Send + 'a>> {
+        Box::pin(async move {
+            let Some(toggle) = self.conversation_url(shop, conversation, "toggle_status") else {
+                return Outcome::Rejected(format!("shop `{shop}` has no Chatwoot account"));
+            };
+            // Toggling to `open` again on a retry is harmless.
+            self.call(&toggle, &json!({"status": "open"})).await
+        })
+    }
+
+    fn leave_note<'a>(
         &'a self,
         shop: &'a str,
         conversation: &'a str,
         note: &'a str,
+        maybe_stored: bool,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Outcome> + Send + 'a>> {
         Box::pin(async move {
-            let (Some(toggle), Some(messages)) = (
-                self.conversation_url(shop, conversation, "toggle_status"),
-                self.conversation_url(shop, conversation, "messages"),
-            ) else {
+            if !self.cfg.handoff_note {
+                return Outcome::Sent;
+            }
+            let Some(messages) = self.conversation_url(shop, conversation, "messages") else {
                 return Outcome::Rejected(format!("shop `{shop}` has no Chatwoot account"));
             };
-            // Open first: handing over is what matters, and toggling again on a retry is harmless.
-            let opened = self.call(&toggle, &json!({"status": "open"})).await;
-            if opened != Outcome::Sent || !self.cfg.handoff_note {
-                return opened;
+            // The messages API takes no idempotency key: after an attempt whose answer was lost,
+            // look among the conversation's latest messages for the note before posting it again.
+            if maybe_stored {
+                match self.note_present(&messages, note).await {
+                    Ok(true) => return Outcome::Sent,
+                    Ok(false) => {}
+                    Err(o) => return o,
+                }
             }
             match self.call(&messages, &json!({"content": note, "message_type": "outgoing", "private": true})).await {
                 Outcome::Rejected(why) => {

@@ -369,12 +369,7 @@ async fn post(http: &reqwest::Client, e: &Endpoint, id: &str, body: &str) -> Att
         Ok(r) if r.status().is_success() => Attempt::Delivered,
         Ok(r) if r.status().as_u16() == 410 => Attempt::Gone,
         Ok(r) => {
-            let retry_after = r
-                .headers()
-                .get("retry-after")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<i64>().ok())
-                .map(|secs| secs.clamp(0, 86_400) * 1000);
+            let retry_after = super::platform::retry_after_ms(r.headers()).map(|ms| ms.clamp(0, 86_400_000));
             Attempt::Failed(format!("http {}", r.status().as_u16()), retry_after)
         }
     }

@@ -28,13 +28,25 @@ pub trait Platform: Send + Sync {
         false
     }
 
-    /// Hands a conversation to a person on the platform's side (e.g. Chatwoot opens it),
-    /// leaving `note` (the bot's draft and why) for them where the platform can. Default: nothing.
-    fn handoff<'a>(
+    /// The first step of a handoff: gives a conversation to a person on the platform's side
+    /// (e.g. Chatwoot opens it). Must be harmless to repeat. Default: nothing.
+    fn open_for_person<'a>(
+        &'a self,
+        _shop: &'a str,
+        _conversation: &'a str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Outcome> + Send + 'a>> {
+        Box::pin(async { Outcome::Sent })
+    }
+
+    /// The second step of a handoff: leaves `note` (the bot's draft and why) for the person,
+    /// where the platform can. `maybe_stored`: an earlier attempt may have reached the platform
+    /// (its answer was lost), so look for the note before posting it again. Default: nothing.
+    fn leave_note<'a>(
         &'a self,
         _shop: &'a str,
         _conversation: &'a str,
         _note: &'a str,
+        _maybe_stored: bool,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Outcome> + Send + 'a>> {
         Box::pin(async { Outcome::Sent })
     }
@@ -68,13 +80,22 @@ impl Platform for Dispatch {
         self.pick(shop).hands_off(shop)
     }
 
-    fn handoff<'a>(
+    fn open_for_person<'a>(
+        &'a self,
+        shop: &'a str,
+        conversation: &'a str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Outcome> + Send + 'a>> {
+        self.pick(shop).open_for_person(shop, conversation)
+    }
+
+    fn leave_note<'a>(
         &'a self,
         shop: &'a str,
         conversation: &'a str,
         note: &'a str,
+        maybe_stored: bool,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Outcome> + Send + 'a>> {
-        self.pick(shop).handoff(shop, conversation, note)
+        self.pick(shop).leave_note(shop, conversation, note, maybe_stored)
     }
 }
 
@@ -296,17 +317,31 @@ pub fn outcome(res: Result<reqwest::Response, reqwest::Error>) -> Outcome {
         Err(e) => Outcome::Retry(if e.is_timeout() { "timeout".into() } else { "connection failed".into() }),
         Ok(r) if r.status().is_success() => Outcome::Sent,
         Ok(r) if r.status().as_u16() == 429 => {
-            let secs = r
-                .headers()
-                .get("retry-after")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<i64>().ok())
-                .unwrap_or(1);
-            Outcome::RateLimited(secs.clamp(0, 3600) * 1000)
+            Outcome::RateLimited(retry_after_ms(r.headers()).unwrap_or(1000).clamp(0, 3_600_000))
         }
         Ok(r) if r.status().is_server_error() => Outcome::Retry(format!("http {}", r.status().as_u16())),
         Ok(r) => Outcome::Rejected(format!("http {}", r.status().as_u16())),
     }
+}
+
+/// How long `Retry-After` asks to wait, in milliseconds: delay-seconds (`120`) or an HTTP-date
+/// (`Wed, 21 Oct 2015 07:28:00 GMT`, RFC 9110 section 10.2.3); a date in the past is 0. `None` when
+/// absent or unreadable.
+#[must_use]
+pub fn retry_after_ms(headers: &reqwest::header::HeaderMap) -> Option<i64> {
+    retry_after_ms_at(headers, now_ms())
+}
+
+/// [`retry_after_ms`] as seen at `now` (unix milliseconds).
+#[must_use]
+pub fn retry_after_ms_at(headers: &reqwest::header::HeaderMap, now: i64) -> Option<i64> {
+    static HTTP_DATE: jiff::fmt::rfc2822::DateTimeParser = jiff::fmt::rfc2822::DateTimeParser::new();
+    let v = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(secs) = v.parse::<i64>() {
+        return Some(secs.max(0).saturating_mul(1000));
+    }
+    let at = HTTP_DATE.parse_timestamp(v).ok()?;
+    Some((at.as_millisecond() - now).max(0))
 }
 
 /// Handoffs are claimed like sends: `$1` now, `$2` the lease cut-off; pending and due, or held
@@ -321,7 +356,7 @@ macro_rules! claim_handoff {
     ORDER BY id LIMIT 16",
             $lock,
             ")
- RETURNING id, shop_id, conversation_id, note, attempts"
+ RETURNING id, shop_id, conversation_id, note, attempts, draft_id, COALESCE(opened_at, 0) AS opened, note_tries"
         )
     };
 }
@@ -330,9 +365,22 @@ const CLAIM_HANDOFF_PG: &str = claim_handoff!(" FOR UPDATE SKIP LOCKED");
 const CLAIM_HANDOFF_SQLITE: &str = claim_handoff!("");
 
 /// Queued by the processor (in the draft's transaction) when a draft for a shop whose platform
-/// [`Platform::hands_off`] goes to a person; a worker calls [`Platform::handoff`].
+/// [`Platform::hands_off`] goes to a person; a worker calls [`Platform::open_for_person`] then
+/// [`Platform::leave_note`].
 pub const QUEUE_HANDOFF: &str = "INSERT INTO handoffs (draft_id, shop_id, conversation_id, note, next_at, created_at)
  SELECT id, shop_id, conversation_id, $2, $3, $3 FROM drafts WHERE inbox_seq = $1";
+
+/// The draft of a handoff whose conversation was opened for a person on the platform leaves
+/// shouhou's review queue (`$1` draft id, `$2` now): answering it here too would answer the
+/// buyer twice.
+const DRAFT_HANDED_OFF: &str = "UPDATE drafts SET status = 'handed_off', decided_by = 'platform', decided_at = $2,
+ reason = 'the conversation was handed to a person on the platform' WHERE id = $1 AND status IN ('pending_review', 'escalated')";
+
+/// Its audit row, written only when [`DRAFT_HANDED_OFF`] changed the draft (`$1` draft id, `$2`
+/// now, `$3` detail).
+const AUDIT_DRAFT_HANDED_OFF: &str = "INSERT INTO audit (at, actor, kind, shop_id, conversation_id, draft_id, detail)
+ SELECT $2, 'bot', 'draft_handed_off', shop_id, conversation_id, id, $3 FROM drafts
+ WHERE id = $1 AND status = 'handed_off' AND decided_by = 'platform' AND decided_at = $2";
 
 /// Performs queued handoffs until shutdown, retrying failures with [`backoff_ms`] up to
 /// `max_send_attempts`.
@@ -356,55 +404,123 @@ pub async fn handoffs(s: Arc<Shared>) {
 async fn handoff_batch(s: &Shared) -> Result<bool, super::store::StoreError> {
     let now = now_ms();
     let sql = if s.store.is_postgres() { CLAIM_HANDOFF_PG } else { CLAIM_HANDOFF_SQLITE };
-    let cols = [Col::I("id"), Col::T("shop_id"), Col::T("conversation_id"), Col::T("note"), Col::I("attempts")];
+    let cols = [
+        Col::I("id"),
+        Col::T("shop_id"),
+        Col::T("conversation_id"),
+        Col::T("note"),
+        Col::I("attempts"),
+        Col::I("draft_id"),
+        Col::I("opened"),
+        Col::I("note_tries"),
+    ];
     let mut rows = s.store.rows(sql, &[Arg::I(now), Arg::I(now - LEASE_MS)], &cols).await?;
     if rows.is_empty() {
         return Ok(false);
     }
     rows.sort_by_key(|r| r[0].i());
-    let mut stmts = Vec::with_capacity(rows.len() * 2);
     for r in &rows {
-        let (id, shop, conv, note, attempts) = (r[0].i(), r[1].t(), r[2].t(), r[3].t(), r[4].i() + 1);
-        let outcome = s.platform.handoff(&shop, &conv, &note).await;
+        let stmts = handoff_one(s, r).await?;
+        s.store.apply(&stmts).await?;
+    }
+    Ok(true)
+}
+
+/// Performs the steps of one claimed handoff not yet done, recording each as it succeeds, and
+/// returns the statements that record the outcome.
+async fn handoff_one(s: &Shared, r: &[super::store::Val]) -> Result<Vec<Stmt>, super::store::StoreError> {
+    let (id, shop, conv, note, attempts, draft_id, opened, note_tries) =
+        (r[0].i(), r[1].t(), r[2].t(), r[3].t(), r[4].i() + 1, r[5].i(), r[6].i() != 0, r[7].i());
+    let mut step = Vec::new();
+    if !opened {
+        // A person already answered through shouhou's queue: opening the conversation for the
+        // platform's agents now would invite a second answer.
+        let status =
+            s.store.rows("SELECT status FROM drafts WHERE id = $1", &[Arg::I(draft_id)], &[Col::T("status")]).await?;
+        if status.first().is_some_and(|st| matches!(st[0].t().as_str(), "approved" | "edited")) {
+            let now = now_ms();
+            metrics::counter!("shouhou_handoffs_total", "result" => "skipped").increment(1);
+            return Ok(vec![
+                Stmt {
+                    sql: "UPDATE handoffs SET status = 'skipped', attempts = $2, done_at = $3 WHERE id = $1",
+                    args: vec![Arg::I(id), Arg::I(attempts - 1), Arg::I(now)],
+                },
+                audit_stmt(
+                    now,
+                    "bot",
+                    "handoff_skipped",
+                    &shop,
+                    &conv,
+                    Some(draft_id),
+                    None,
+                    json!({"handoff_id": id, "why": "the draft was answered in shouhou first"}),
+                ),
+            ]);
+        }
+        let outcome = s.platform.open_for_person(&shop, &conv).await;
+        if outcome != Outcome::Sent {
+            return Ok(handoff_failure(s, id, &shop, &conv, attempts, outcome));
+        }
         let now = now_ms();
-        match outcome {
-            Outcome::Sent => {
-                metrics::counter!("shouhou_handoffs_total", "result" => "done").increment(1);
-                stmts.push(Stmt {
-                    sql: "UPDATE handoffs SET status = 'done', attempts = $2, done_at = $3 WHERE id = $1",
-                    args: vec![Arg::I(id), Arg::I(attempts), Arg::I(now)],
-                });
-                stmts.push(audit_stmt(now, "bot", "handoff", &shop, &conv, None, None, json!({"handoff_id": id})));
-            }
-            Outcome::RateLimited(wait) => stmts.push(Stmt {
-                sql: "UPDATE handoffs SET status = 'pending', attempts = $2, next_at = $3, last_error = $4 WHERE id = $1",
-                args: vec![Arg::I(id), Arg::I(attempts), Arg::I(now + wait), Arg::T("429".into())],
-            }),
-            Outcome::Retry(why) if attempts < s.cfg.max_send_attempts => stmts.push(Stmt {
-                sql: "UPDATE handoffs SET status = 'pending', attempts = $2, next_at = $3, last_error = $4 WHERE id = $1",
-                args: vec![Arg::I(id), Arg::I(attempts), Arg::I(now + backoff_ms(attempts)), Arg::T(why)],
-            }),
-            Outcome::Retry(why) | Outcome::Rejected(why) => {
-                metrics::counter!("shouhou_handoffs_total", "result" => "failed").increment(1);
-                stmts.push(Stmt {
+        let detail = json!({"handoff_id": id}).to_string();
+        step.extend([
+            Stmt { sql: "UPDATE handoffs SET opened_at = $2 WHERE id = $1", args: vec![Arg::I(id), Arg::I(now)] },
+            Stmt { sql: DRAFT_HANDED_OFF, args: vec![Arg::I(draft_id), Arg::I(now)] },
+            Stmt { sql: AUDIT_DRAFT_HANDED_OFF, args: vec![Arg::I(draft_id), Arg::I(now), Arg::T(detail)] },
+        ]);
+    }
+    // Count the note attempt before making it: if its answer is lost (or the process stops),
+    // the next attempt knows the note may already be there.
+    step.push(Stmt { sql: "UPDATE handoffs SET note_tries = note_tries + 1 WHERE id = $1", args: vec![Arg::I(id)] });
+    s.store.apply(&step).await?;
+    let outcome = s.platform.leave_note(&shop, &conv, &note, note_tries > 0).await;
+    if outcome != Outcome::Sent {
+        return Ok(handoff_failure(s, id, &shop, &conv, attempts, outcome));
+    }
+    let now = now_ms();
+    metrics::counter!("shouhou_handoffs_total", "result" => "done").increment(1);
+    Ok(vec![
+        Stmt {
+            sql: "UPDATE handoffs SET status = 'done', attempts = $2, noted_at = $3, done_at = $3 WHERE id = $1",
+            args: vec![Arg::I(id), Arg::I(attempts), Arg::I(now)],
+        },
+        audit_stmt(now, "bot", "handoff", &shop, &conv, Some(draft_id), None, json!({"handoff_id": id})),
+    ])
+}
+
+/// A handoff step failed: try again later, or give up after `max_send_attempts`.
+fn handoff_failure(s: &Shared, id: i64, shop: &str, conv: &str, attempts: i64, outcome: Outcome) -> Vec<Stmt> {
+    let now = now_ms();
+    match outcome {
+        Outcome::Sent => Vec::new(),
+        Outcome::RateLimited(wait) => vec![Stmt {
+            sql: "UPDATE handoffs SET status = 'pending', attempts = $2, next_at = $3, last_error = $4 WHERE id = $1",
+            args: vec![Arg::I(id), Arg::I(attempts), Arg::I(now + wait), Arg::T("429".into())],
+        }],
+        Outcome::Retry(why) if attempts < s.cfg.max_send_attempts => vec![Stmt {
+            sql: "UPDATE handoffs SET status = 'pending', attempts = $2, next_at = $3, last_error = $4 WHERE id = $1",
+            args: vec![Arg::I(id), Arg::I(attempts), Arg::I(now + backoff_ms(attempts)), Arg::T(why)],
+        }],
+        Outcome::Retry(why) | Outcome::Rejected(why) => {
+            metrics::counter!("shouhou_handoffs_total", "result" => "failed").increment(1);
+            vec![
+                Stmt {
                     sql: "UPDATE handoffs SET status = 'failed', attempts = $2, last_error = $3 WHERE id = $1",
                     args: vec![Arg::I(id), Arg::I(attempts), Arg::T(why.clone())],
-                });
-                stmts.push(audit_stmt(
+                },
+                audit_stmt(
                     now,
                     "bot",
                     "handoff_failed",
-                    &shop,
-                    &conv,
+                    shop,
+                    conv,
                     None,
                     None,
                     json!({"handoff_id": id, "error": why}),
-                ));
-            }
+                ),
+            ]
         }
     }
-    s.store.apply(&stmts).await?;
-    Ok(true)
 }
 
 /// The note left for the person who takes a conversation over: why, what the bot found, and

@@ -30,6 +30,7 @@ use crate::support::{pg_url, root, sqlite_url, wait_until};
 
 const API_TOKEN: &str = "chatwoot-bot-access-token";
 const SECRET: &str = "chatwoot-bot-webhook-secret";
+const URL_TOKEN: &str = "chatwoot-url-token-4f1c9a";
 
 /// A call the fake Chatwoot received: path, body.
 type Call = (String, Value);
@@ -38,6 +39,36 @@ type Call = (String, Value);
 struct FakeChatwoot {
     calls: Arc<Mutex<Vec<Call>>>,
     bad_token: Arc<Mutex<usize>>,
+    /// How many private notes to store and then answer 500 (the answer lost after storing).
+    fail_notes_after_storing: Arc<Mutex<usize>>,
+    /// How many `toggle_status` calls to answer 500 (recorded, not performed).
+    fail_toggles: Arc<Mutex<usize>>,
+    /// Reads of a conversation's messages.
+    reads: Arc<Mutex<usize>>,
+}
+
+/// `GET …/messages`: the conversation's messages as Chatwoot lists them (`{"meta", "payload"}`).
+async fn list(
+    State(f): State<FakeChatwoot>,
+    Path((account, conv, action)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> (StatusCode, Json<Value>) {
+    if action != "messages" {
+        return (StatusCode::NOT_FOUND, Json(json!({"error": "not found"})));
+    }
+    if headers.get("api_access_token").and_then(|v| v.to_str().ok()) != Some(API_TOKEN) {
+        *f.bad_token.lock().unwrap() += 1;
+        return (StatusCode::UNAUTHORIZED, Json(json!({"error": "Invalid Access Token"})));
+    }
+    *f.reads.lock().unwrap() += 1;
+    let path = format!("/api/v1/accounts/{account}/conversations/{conv}/messages");
+    let payload: Vec<Value> = f
+        .calls_to(&path)
+        .iter()
+        .enumerate()
+        .map(|(i, m)| json!({"id": 1000 + i, "content": m["content"], "private": m["private"], "message_type": 1}))
+        .collect();
+    (StatusCode::OK, Json(json!({"meta": {"labels": [], "contact_id": 1}, "payload": payload})))
 }
 
 async fn api(
@@ -50,7 +81,19 @@ async fn api(
         *f.bad_token.lock().unwrap() += 1;
         return (StatusCode::UNAUTHORIZED, Json(json!({"error": "Invalid Access Token"})));
     }
+    let private = body["private"] == json!(true);
     f.calls.lock().unwrap().push((format!("/api/v1/accounts/{account}/conversations/{conv}/{action}"), body));
+    let fail = |n: &Mutex<usize>| {
+        let mut n = n.lock().unwrap();
+        let hit = *n > 0;
+        *n = n.saturating_sub(1);
+        hit
+    };
+    if (action == "messages" && private && fail(&f.fail_notes_after_storing))
+        || (action == "toggle_status" && fail(&f.fail_toggles))
+    {
+        return (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"error": "lost"})));
+    }
     (StatusCode::OK, Json(json!({"id": 999})))
 }
 
@@ -60,7 +103,7 @@ impl FakeChatwoot {
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", l.local_addr().unwrap());
         let app = Router::new()
-            .route("/api/v1/accounts/{account}/conversations/{conv}/{action}", post(api))
+            .route("/api/v1/accounts/{account}/conversations/{conv}/{action}", post(api).get(list))
             .with_state(f.clone());
         tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
         (f, url)
@@ -118,13 +161,14 @@ async fn deliver(base: &str, shop: &str, body: &Value, sign: Option<(&str, i64)>
     (status, res.json().await.unwrap_or(Value::Null))
 }
 
-fn cfg(db: &str, url: &str, secret: Option<&str>) -> ServiceConfig {
+fn cfg(db: &str, url: &str, secret: Option<&str>, url_token: Option<&str>) -> ServiceConfig {
     ServiceConfig {
         shops: HashMap::new(),
         chatwoot: Some(ChatwootConfig {
             url: url.to_owned(),
             token: API_TOKEN.to_owned(),
             secret: secret.map(|s| s.as_bytes().to_vec()),
+            url_token: url_token.map(str::to_owned),
             accounts: HashMap::from([("shop-1".to_owned(), 1)]),
             handoff_note: true,
         }),
@@ -132,7 +176,7 @@ fn cfg(db: &str, url: &str, secret: Option<&str>) -> ServiceConfig {
     }
 }
 
-async fn start(db: &str, url: &str, secret: Option<&str>) -> run::Running {
+async fn start(db: &str, url: &str, secret: Option<&str>, url_token: Option<&str>) -> run::Running {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let a = shouhou::domain::draft::Assistant::load(
         &root().join("intents"),
@@ -140,7 +184,7 @@ async fn start(db: &str, url: &str, secret: Option<&str>) -> run::Running {
         &root().join("shouhou.toml"),
     )
     .unwrap();
-    run::start(l, Arc::new(a), cfg(db, url, secret)).await.unwrap()
+    run::start(l, Arc::new(a), cfg(db, url, secret, url_token)).await.unwrap()
 }
 
 async fn stored(r: &run::Running, message_id: &str) -> i64 {
@@ -173,7 +217,7 @@ async fn postgres_agent_bot_answers_ignores_its_echo_and_hands_off() {
 
 async fn agent_bot_body(db: &str) {
     let (fake, url) = FakeChatwoot::start().await;
-    let r = start(db, &url, Some(SECRET)).await;
+    let r = start(db, &url, Some(SECRET), None).await;
     let base = format!("http://{}", r.addr);
     let signed = Some((SECRET, now()));
 
@@ -283,20 +327,179 @@ async fn agent_bot_body(db: &str) {
     r.stop().await;
 }
 
-/// Without a secret, unsigned events are accepted (older Chatwoot versions do not sign).
+/// Without a secret (older Chatwoot versions do not sign), unsigned events need the shared
+/// token of the outgoing URL: missing or wrong, 401 and nothing stored; right, stored and answered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unsigned_events_are_accepted_when_no_secret_is_set() {
+async fn unsigned_events_need_the_url_token() {
     let (fake, url) = FakeChatwoot::start().await;
     let (_d, db) = sqlite_url();
-    let r = start(&db, &url, None).await;
+    let r = start(&db, &url, None, Some(URL_TOKEN)).await;
     let base = format!("http://{}", r.addr);
-    let (code, body) = deliver(&base, "shop-1", &payload(301, 12, "pending", "什么时候发货"), None).await;
-    assert_eq!(code, 200, "{body}");
+    let ask = payload(301, 12, "pending", "什么时候发货");
+    for shop in
+        ["shop-1", "shop-1?token=", "shop-1?token=wrong", "shop-1?other=1", "shop-1?token=chatwoot-url-token-4f1c9"]
+    {
+        let (code, body) = deliver(&base, shop, &ask, None).await;
+        assert_eq!(code, 401, "{shop}: {body}");
+        assert!(body["error"].as_str().unwrap().contains("token"), "{body}");
+    }
+    assert_eq!(stored(&r, "301").await, 0, "nothing stored without the right token");
+    let (code, body) = deliver(&base, &format!("shop-1?token={URL_TOKEN}"), &ask, None).await;
+    assert_eq!((code, &body["duplicate"]), (200, &json!(false)), "{body}");
+    assert_eq!(stored(&r, "301").await, 1);
     assert!(
         wait_until(|| async { !fake.calls_to("/api/v1/accounts/1/conversations/12/messages").is_empty() }, 30).await,
         "answered"
     );
     r.stop().await;
+}
+
+async fn count(r: &run::Running, sql: &'static str, args: &[Arg]) -> i64 {
+    r.shared.store.rows(sql, args, &[Col::I("n")]).await.unwrap()[0][0].i()
+}
+
+async fn draft_of(r: &run::Running, message_id: &str) -> (i64, String) {
+    let row = r
+        .shared
+        .store
+        .rows(
+            "SELECT id, status FROM drafts WHERE message_id = $1",
+            &[Arg::T(message_id.to_owned())],
+            &[Col::I("id"), Col::T("status")],
+        )
+        .await
+        .unwrap();
+    row.first().map_or((0, String::new()), |r| (r[0].i(), r[1].t()))
+}
+
+/// A handoff's steps are recorded apart: the private note stored by Chatwoot whose answer was
+/// lost (500) is found on the retry and not posted again, and the conversation is not toggled
+/// again. The draft leaves shouhou's queue (`handed_off`, audit row), so approving it there is
+/// refused: the buyer is not answered twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handoff_note_is_not_repeated_and_the_draft_leaves_the_queue() {
+    let (_d, db) = sqlite_url();
+    handoff_steps_body(&db).await;
+}
+
+/// The same on PostgreSQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_handoff_note_is_not_repeated_and_the_draft_leaves_the_queue() {
+    if let Some(db) = pg_url().await {
+        handoff_steps_body(&db).await;
+    }
+}
+
+async fn handoff_steps_body(db: &str) {
+    let (fake, url) = FakeChatwoot::start().await;
+    *fake.fail_notes_after_storing.lock().unwrap() = 1;
+    let r = start(db, &url, Some(SECRET), None).await;
+    let base = format!("http://{}", r.addr);
+    let rot = payload(401, 20, "pending", "我买的鸡腿刚打开发现都臭了");
+    assert_eq!(deliver(&base, "shop-1", &rot, Some((SECRET, now()))).await.0, 200);
+    let done = || async { count(&r, "SELECT COUNT(*) AS n FROM handoffs WHERE status = 'done'", &[]).await == 1 };
+    assert!(wait_until(done, 30).await, "the handoff completes after the retry");
+    let toggle = "/api/v1/accounts/1/conversations/20/toggle_status";
+    let notes = "/api/v1/accounts/1/conversations/20/messages";
+    assert_eq!(fake.calls_to(toggle).len(), 1, "opened once: the retry did not toggle again");
+    let posted = fake.calls_to(notes);
+    assert_eq!(posted.len(), 1, "the note was posted once: {posted:?}");
+    assert_eq!(posted[0]["private"], true);
+    assert!(*fake.reads.lock().unwrap() >= 1, "the retry looked for the note");
+    let steps = r
+        .shared
+        .store
+        .rows(
+            "SELECT attempts, note_tries, COALESCE(opened_at, 0) AS o, COALESCE(noted_at, 0) AS n FROM handoffs",
+            &[],
+            &[Col::I("attempts"), Col::I("note_tries"), Col::I("o"), Col::I("n")],
+        )
+        .await
+        .unwrap();
+    assert_eq!((steps[0][0].i(), steps[0][1].i()), (2, 2), "two attempts, both at the note");
+    assert!(steps[0][2].i() > 0 && steps[0][3].i() >= steps[0][2].i(), "each step has its time");
+
+    // The draft left the review queue with an audit row; approving it is refused.
+    let (id, status) = draft_of(&r, "401").await;
+    assert_eq!(status, "handed_off");
+    let audit = "SELECT COUNT(*) AS n FROM audit WHERE kind = 'draft_handed_off' AND draft_id = $1";
+    assert_eq!(count(&r, audit, &[Arg::I(id)]).await, 1);
+    let queue: Value = reqwest::Client::new()
+        .get(format!("{base}/v1/queue"))
+        .bearer_auth(crate::service::TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(queue["items"].as_array().unwrap().iter().all(|i| i["id"] != json!(id)), "{queue}");
+    let res = reqwest::Client::new()
+        .post(format!("{base}/v1/drafts/{id}/approve"))
+        .bearer_auth(crate::service::TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 409);
+    assert!(res.text().await.unwrap().contains("handed_off"));
+    assert_eq!(fake.calls_to(notes).len(), 1, "no public reply either");
+    r.stop().await;
+}
+
+/// A draft approved in shouhou before its conversation could be opened in Chatwoot (the first
+/// toggle failed): the handoff is skipped with an audit row, so Chatwoot's agents are not invited
+/// to answer a buyer who already has the answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handoff_is_skipped_when_the_draft_was_answered_in_shouhou() {
+    let (fake, url) = FakeChatwoot::start().await;
+    *fake.fail_toggles.lock().unwrap() = 1;
+    let (_d, db) = sqlite_url();
+    let r = start(&db, &url, Some(SECRET), None).await;
+    let base = format!("http://{}", r.addr);
+    let rot = payload(501, 21, "pending", "我买的鸡腿刚打开发现都臭了");
+    assert_eq!(deliver(&base, "shop-1", &rot, Some((SECRET, now()))).await.0, 200);
+    let toggle = "/api/v1/accounts/1/conversations/21/toggle_status";
+    assert!(wait_until(|| async { !fake.calls_to(toggle).is_empty() }, 30).await, "the first toggle was tried");
+    let (id, status) = draft_of(&r, "501").await;
+    assert_eq!(status, "pending_review");
+    let res = reqwest::Client::new()
+        .post(format!("{base}/v1/drafts/{id}/approve"))
+        .bearer_auth(crate::service::TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    let skipped = || async { count(&r, "SELECT COUNT(*) AS n FROM handoffs WHERE status = 'skipped'", &[]).await == 1 };
+    assert!(wait_until(skipped, 30).await, "the handoff is skipped");
+    assert_eq!(fake.calls_to(toggle).len(), 1, "not opened after the approval");
+    let audit = "SELECT COUNT(*) AS n FROM audit WHERE kind = 'handoff_skipped' AND draft_id = $1";
+    assert_eq!(count(&r, audit, &[Arg::I(id)]).await, 1);
+    let reply = "/api/v1/accounts/1/conversations/21/messages";
+    assert!(
+        wait_until(|| async { fake.calls_to(reply).iter().any(|m| m["private"] == false) }, 30).await,
+        "the approved reply reached Chatwoot"
+    );
+    assert!(fake.calls_to(reply).iter().all(|m| m["private"] == false), "no handoff note");
+    r.stop().await;
+}
+
+/// `Retry-After` (a Chatwoot 429, a consumer endpoint's 503) in both of its forms.
+#[test]
+fn retry_after_takes_seconds_and_http_dates() {
+    use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
+    use shouhou::service::platform::retry_after_ms_at;
+    let at = |v: &str| {
+        let mut h = HeaderMap::new();
+        h.insert(RETRY_AFTER, HeaderValue::from_str(v).unwrap());
+        // 2015-10-21T07:27:00Z
+        retry_after_ms_at(&h, 1_445_412_420_000)
+    };
+    assert_eq!(at("120"), Some(120_000));
+    assert_eq!(at(" 0 "), Some(0));
+    assert_eq!(at("Wed, 21 Oct 2015 07:28:00 GMT"), Some(60_000));
+    assert_eq!(at("Wed, 21 Oct 2015 07:26:00 GMT"), Some(0), "a date in the past: no wait");
+    assert_eq!(at("soon"), None);
+    assert_eq!(retry_after_ms_at(&HeaderMap::new(), 0), None);
 }
 
 /// The signature check itself: the documented format, constant-time comparison, tolerance.
@@ -358,6 +561,29 @@ fn missing_secrets_and_bad_tables_stop_the_start() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+
+    // The access token alone is not enough: neither a signing secret nor a URL token would leave
+    // the route open to anyone.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_shouhou"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--database-url",
+            &format!("sqlite://{}", dir.path().join("t.db").display()),
+        ])
+        .env("SHOUHOU_INTENTS", root().join("intents"))
+        .env("SHOUHOU_TEMPLATES", root().join("templates"))
+        .env("SHOUHOU_CONFIG", &config)
+        .env("SHOUHOU_CHATWOOT_TOKEN", API_TOKEN)
+        .env_remove("SHOUHOU_CHATWOOT_SECRET")
+        .env_remove("SHOUHOU_CHATWOOT_URL_TOKEN")
+        .env_remove("SHOUHOU_SHOP_SECRETS")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("SHOUHOU_CHATWOOT_SECRET") && stderr.contains("SHOUHOU_CHATWOOT_URL_TOKEN"), "{stderr}");
 
     std::fs::write(&config, format!("{base}\n[websocket]\nurl = \"ws://127.0.0.1:9/push\"\nshops = [\"shop-1\"]\n"))
         .unwrap();
