@@ -109,7 +109,16 @@ impl Assistant {
             ),
             None => Verdict { verdict: "pass", findings: Vec::new() },
         };
-        let route = self.route(&plan, &analysis.intents, reply.is_some(), guard.passed());
+        let mut route = self.route(&plan, &analysis.intents, reply.is_some(), guard.passed());
+        // A step written for the orderer, asked by an account known not to be the orderer (a
+        // family member, say): the reply renders without order data, but a person sends it.
+        let other_account = event.order.as_ref().and_then(|o| o.buyer_account_id.as_ref()).is_some() && !orderer;
+        if route == Route::Auto
+            && other_account
+            && plan.steps.iter().any(|s| self.templates.recipient(s) == Some(super::templates::Recipient::Orderer))
+        {
+            route = Route::Review;
+        }
         Draft {
             intents: analysis.intents,
             route,
