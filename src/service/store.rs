@@ -323,6 +323,18 @@ where
         .collect()
 }
 
+/// Copies the WAL back into the database file in the background (a passive checkpoint never
+/// blocks the writer or readers), so no commit ever pays for a checkpoint. Stops when the store
+/// is dropped.
+fn checkpointer(conn: &rusqlite::Connection, alive: &tokio::sync::mpsc::WeakSender<Write>) {
+    while alive.upgrade().is_some() {
+        std::thread::sleep(Duration::from_millis(100));
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(error = %e, "SQLite checkpoint failed; retrying");
+        }
+    }
+}
+
 /// The file of a `sqlite:` URL (`sqlite://FILE`, `sqlite:FILE`, query string dropped).
 fn opts_path(url: &str) -> String {
     let rest = url.trim_start_matches("sqlite:").trim_start_matches("//");
@@ -336,6 +348,8 @@ fn open_writer(path: &str) -> Result<rusqlite::Connection, WriterError> {
     conn.busy_timeout(Duration::from_secs(10))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
+    // Checkpoints run on their own thread (see `checkpointer`), never inside a commit.
+    conn.pragma_update(None, "wal_autocheckpoint", 0)?;
     conn.set_prepared_statement_cache_capacity(256);
     Ok(conn)
 }
@@ -360,11 +374,17 @@ impl Store {
             write.close().await;
             let read = SqlitePoolOptions::new().max_connections(SQLITE_CONNECTIONS).connect_with(opts).await?;
             let path = opts_path(url);
+            let ck = rusqlite::Connection::open(&path).map_err(|e| WriterError::from(e).into_sqlx())?;
             let conn = tokio::task::spawn_blocking(move || open_writer(&path))
                 .await
                 .map_err(|e| sqlx::Error::Protocol(format!("SQLite writer: {e}")))?
                 .map_err(WriterError::into_sqlx)?;
             let (tx, rx) = tokio::sync::mpsc::channel(4096);
+            let alive = tx.downgrade();
+            std::thread::Builder::new()
+                .name("shouhou-sqlite-checkpoint".into())
+                .spawn(move || checkpointer(&ck, &alive))
+                .map_err(|e| sqlx::Error::Protocol(format!("SQLite checkpoint thread: {e}")))?;
             std::thread::Builder::new()
                 .name("shouhou-sqlite-writer".into())
                 .spawn(move || sqlite_writer(conn, rx))
