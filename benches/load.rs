@@ -121,7 +121,8 @@ async fn full(assistant: Arc<Assistant>, db: &str, name: &str, n: usize, rate: O
         shops: HashMap::from([("shop-1".to_owned(), vec![secret()])]),
         api_tokens: HashMap::from([("bench-token-000000".to_owned(), Role::Admin)]),
         instance: "bench".into(),
-        processors: std::env::var("LOAD_PROCESSORS").ok().and_then(|v| v.parse().ok()).unwrap_or(4),
+        // The default of `serve --processors`.
+        processors: std::env::var("LOAD_PROCESSORS").ok().and_then(|v| v.parse().ok()).unwrap_or(2),
         rate_per_shop: 1_000_000,
         max_send_attempts: 8,
         webhooks: Default::default(),

@@ -323,12 +323,15 @@ where
         .collect()
 }
 
+/// How often the WAL is copied back. A page written many times in between is copied once.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(1000);
+
 /// Copies the WAL back into the database file in the background (a passive checkpoint never
 /// blocks the writer or readers), so no commit ever pays for a checkpoint. Stops when the store
 /// is dropped.
 fn checkpointer(conn: &rusqlite::Connection, alive: &tokio::sync::mpsc::WeakSender<Write>) {
     while alive.upgrade().is_some() {
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(CHECKPOINT_EVERY);
         if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
             tracing::warn!(error = %e, "SQLite checkpoint failed; retrying");
         }
