@@ -538,19 +538,11 @@ fn missing_secrets_and_bad_tables_stop_the_start() {
     let dir = tempfile::tempdir().unwrap();
     let base = std::fs::read_to_string(root().join("shouhou.toml")).unwrap();
     let config = dir.path().join("shouhou.toml");
+    let db = format!("sqlite://{}", dir.path().join("t.db").display());
     std::fs::write(&config, format!("{base}\n[chatwoot]\nurl = \"http://127.0.0.1:9\"\naccounts = {{ shop-1 = 1 }}\n"))
         .unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_shouhou"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--database-url",
-            &format!("sqlite://{}", dir.path().join("t.db").display()),
-        ])
-        .env("SHOUHOU_INTENTS", root().join("intents"))
-        .env("SHOUHOU_TEMPLATES", root().join("templates"))
-        .env("SHOUHOU_CONFIG", &config)
+    let out = crate::support::serve_command(&config)
+        .args(["--listen", "127.0.0.1:0", "--database-url", &db])
         .env_remove("SHOUHOU_CHATWOOT_TOKEN")
         .env_remove("SHOUHOU_SHOP_SECRETS")
         .output()
@@ -564,17 +556,8 @@ fn missing_secrets_and_bad_tables_stop_the_start() {
 
     // The access token alone is not enough: neither a signing secret nor a URL token would leave
     // the route open to anyone.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_shouhou"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--database-url",
-            &format!("sqlite://{}", dir.path().join("t.db").display()),
-        ])
-        .env("SHOUHOU_INTENTS", root().join("intents"))
-        .env("SHOUHOU_TEMPLATES", root().join("templates"))
-        .env("SHOUHOU_CONFIG", &config)
+    let out = crate::support::serve_command(&config)
+        .args(["--listen", "127.0.0.1:0", "--database-url", &db])
         .env("SHOUHOU_CHATWOOT_TOKEN", API_TOKEN)
         .env_remove("SHOUHOU_CHATWOOT_SECRET")
         .env_remove("SHOUHOU_CHATWOOT_URL_TOKEN")
@@ -587,17 +570,8 @@ fn missing_secrets_and_bad_tables_stop_the_start() {
 
     std::fs::write(&config, format!("{base}\n[websocket]\nurl = \"ws://127.0.0.1:9/push\"\nshops = [\"shop-1\"]\n"))
         .unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_shouhou"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--database-url",
-            &format!("sqlite://{}", dir.path().join("t.db").display()),
-        ])
-        .env("SHOUHOU_INTENTS", root().join("intents"))
-        .env("SHOUHOU_TEMPLATES", root().join("templates"))
-        .env("SHOUHOU_CONFIG", &config)
+    let out = crate::support::serve_command(&config)
+        .args(["--listen", "127.0.0.1:0", "--database-url", &db])
         .env_remove("SHOUHOU_WS_TOKEN")
         .output()
         .unwrap();

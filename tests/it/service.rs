@@ -490,7 +490,7 @@ async fn openapi_matches_routes() {
 /// sent twice under one idempotency key beyond what the platform deduplicates.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_mid_stream_loses_nothing() {
-    use std::process::{Command, Stdio};
+    use std::process::Stdio;
     let (dir, db) = sqlite_url();
     let (p, url) = Platform::start(vec![]).await;
     let port = {
@@ -500,11 +500,8 @@ async fn killed_mid_stream_loses_nothing() {
     let log_path = dir.path().join("serve.log");
     let spawn = || {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path).unwrap();
-        Command::new(env!("CARGO_BIN_EXE_shouhou"))
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--database-url", &db, "--platform-url", &url])
-            .env("SHOUHOU_INTENTS", root().join("intents"))
-            .env("SHOUHOU_TEMPLATES", root().join("templates"))
-            .env("SHOUHOU_CONFIG", root().join("shouhou.toml"))
+        crate::support::serve_command(&root().join("shouhou.toml"))
+            .args(["--listen", &format!("127.0.0.1:{port}"), "--database-url", &db, "--platform-url", &url])
             .env("SHOUHOU_SHOP_SECRETS", format!("shop-1={}", secret().to_whsec()))
             .env("RUST_LOG", "shouhou=debug")
             .arg("--log-json")

@@ -146,6 +146,17 @@ pub async fn wait_until<F: std::future::Future<Output = bool>>(mut f: impl FnMut
     false
 }
 
+/// `shouhou serve` with the repository's intents and templates and the config `config`;
+/// callers add the listen address, the database and the environment of their case.
+pub fn serve_command(config: &Path) -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_shouhou"));
+    c.arg("serve")
+        .env("SHOUHOU_INTENTS", root().join("intents"))
+        .env("SHOUHOU_TEMPLATES", root().join("templates"))
+        .env("SHOUHOU_CONFIG", config);
+    c
+}
+
 /// A platform on 127.0.0.1 that accepts every reply; returns its send URL.
 pub async fn accepting_platform() -> String {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

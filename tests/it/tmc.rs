@@ -841,8 +841,8 @@ async fn client_flow_body(db: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_against_fake_tmc_sqlite() {
-    let dir = tempfile::tempdir().unwrap();
-    client_flow_body(&format!("sqlite://{}", dir.path().join("tmc.db").display())).await;
+    let (_dir, db) = crate::support::sqlite_url();
+    client_flow_body(&db).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -893,7 +893,7 @@ async fn refused_login_backs_off_and_retries() {
 /// confirmed and recorded) and nothing is applied twice (one audit row per message).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_runs_the_client_and_survives_a_kill() {
-    use std::process::{Command, Stdio};
+    use std::process::Stdio;
     let n = 300i64;
     let held = (1..=n)
         .map(|i| Held {
@@ -917,23 +917,12 @@ async fn serve_runs_the_client_and_survives_a_kill() {
     .unwrap();
     let db = format!("sqlite://{}", dir.path().join("serve.db").display());
     let serve = |secret: Option<&str>| {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_shouhou"));
-        c.args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--database-url",
-            &db,
-            "--platform-url",
-            "http://127.0.0.1:9/send",
-        ])
-        .env("SHOUHOU_INTENTS", root().join("intents"))
-        .env("SHOUHOU_TEMPLATES", root().join("templates"))
-        .env("SHOUHOU_CONFIG", &config)
-        .env("SHOUHOU_SHOP_SECRETS", format!("shop-1={}", shop_secret().to_whsec()))
-        .env_remove(tmc::SECRET_ENV)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+        let mut c = crate::support::serve_command(&config);
+        c.args(["--listen", "127.0.0.1:0", "--database-url", &db, "--platform-url", "http://127.0.0.1:9/send"])
+            .env("SHOUHOU_SHOP_SECRETS", format!("shop-1={}", shop_secret().to_whsec()))
+            .env_remove(tmc::SECRET_ENV)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
         if let Some(s) = secret {
             c.env(tmc::SECRET_ENV, s).stderr(Stdio::null());
         }
@@ -1188,8 +1177,8 @@ async fn trade_close_events_body(db: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trade_close_writes_call_cancelled_sqlite() {
-    let dir = tempfile::tempdir().unwrap();
-    trade_close_events_body(&format!("sqlite://{}", dir.path().join("tmc.db").display())).await;
+    let (_dir, db) = crate::support::sqlite_url();
+    trade_close_events_body(&db).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

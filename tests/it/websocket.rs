@@ -384,7 +384,7 @@ async fn dead_peer_is_detected_and_a_bad_token_is_refused() {
 /// what was not acknowledged; every message is processed once and answered once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_service_loses_nothing_over_websocket() {
-    use std::process::{Command, Stdio};
+    use std::process::Stdio;
     let n = 60;
     let fake = Fake::start(State {
         msgs: (0..n).map(message_frame).collect(),
@@ -407,11 +407,8 @@ async fn killed_service_loses_nothing_over_websocket() {
     let log_path = dir.path().join("serve.log");
     let spawn = || {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path).unwrap();
-        Command::new(env!("CARGO_BIN_EXE_shouhou"))
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--database-url", &db, "--log-json"])
-            .env("SHOUHOU_INTENTS", root().join("intents"))
-            .env("SHOUHOU_TEMPLATES", root().join("templates"))
-            .env("SHOUHOU_CONFIG", &config)
+        crate::support::serve_command(&config)
+            .args(["--listen", &format!("127.0.0.1:{port}"), "--database-url", &db, "--log-json"])
             .env("SHOUHOU_WS_TOKEN", WS_TOKEN)
             .env_remove("SHOUHOU_SHOP_SECRETS")
             .env("RUST_LOG", "shouhou=debug")
