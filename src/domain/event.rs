@@ -54,6 +54,10 @@ pub struct Attachment {
     /// Where it is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
+    /// The platform's media id, where the platform hands out ids instead of URLs (WeCom Kf:
+    /// fetch it with `media/get` within 3 days).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_id: Option<String>,
 }
 
 /// An order.

@@ -15,4 +15,6 @@ mod service;
 mod support;
 mod templates;
 mod tmc;
+mod wecom;
+
 mod websocket;
