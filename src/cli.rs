@@ -395,9 +395,18 @@ pub fn run(cli: Cli) -> Result<u8> {
                         ChatwootConfig::from_file(c, env(TOKEN_ENV), env(SECRET_ENV), env(URL_TOKEN_ENV))
                     })
                     .transpose()?;
+                let wecom = a
+                    .settings
+                    .wecom
+                    .as_ref()
+                    .map(|w| {
+                        use crate::service::wecom::{AES_KEY_ENV, SECRET_ENV, TOKEN_ENV, WecomConfig};
+                        WecomConfig::from_file(w, env(TOKEN_ENV), env(AES_KEY_ENV), env(SECRET_ENV))
+                    })
+                    .transpose()?;
                 let tmc = crate::service::tmc::resolve(a.settings.tmc.as_ref(), env(crate::service::tmc::SECRET_ENV))?;
                 // Signed webhook intake needs shop secrets unless an adapter brings the events.
-                if shops.is_empty() && websocket.is_none() && chatwoot.is_none() {
+                if shops.is_empty() && websocket.is_none() && chatwoot.is_none() && wecom.is_none() {
                     anyhow::bail!(
                         "SHOUHOU_SHOP_SECRETS is empty: set shop-id=whsec_… for every shop that sends events"
                     );
@@ -423,6 +432,7 @@ pub fn run(cli: Cli) -> Result<u8> {
                     websocket,
                     chatwoot,
                     tmc,
+                    wecom,
                 };
                 let listener = tokio::net::TcpListener::bind(&listen)
                     .await

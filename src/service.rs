@@ -11,6 +11,7 @@
 //! [`store_event`]) and [`platform::Platform`]s, chosen per shop by [`platform::Dispatch`].
 
 pub mod api;
+pub mod budget;
 pub mod chatwoot;
 pub mod console;
 pub mod outbox;
@@ -19,6 +20,7 @@ pub mod run;
 pub mod store;
 pub mod tmc;
 pub mod websocket;
+pub mod wecom;
 
 use std::{
     collections::HashMap,
@@ -104,6 +106,8 @@ pub struct ServiceConfig {
     pub chatwoot: Option<chatwoot::ChatwootConfig>,
     /// The Taobao message service client, when `[tmc]` is enabled (secret resolved).
     pub tmc: Option<tmc::Options>,
+    /// The WeChat customer-service adapter, when configured.
+    pub wecom: Option<wecom::WecomConfig>,
 }
 
 /// What every handler and task shares.
@@ -371,6 +375,13 @@ async fn plan_message(
     if owner != "bot" && draft.route == Route::Auto {
         draft.route = Route::Review;
     }
+    // Nor beyond the channel's reply budget (the reviewer sees why).
+    if draft.route == Route::Auto
+        && let Some(st) = budget::standing(s, &shop, &event.conversation_id, now).await?
+        && !st.queued.allowed
+    {
+        draft.route = Route::Review;
+    }
     let status = match draft.route {
         Route::Auto => "auto",
         Route::Review => "pending_review",
@@ -422,7 +433,11 @@ async fn plan_message(
     stmts.extend(draft_events(s, now, seq, &shop, &event, &draft, &route));
     // A draft that needs a person hands the conversation over on the platform's side too
     // (Chatwoot: opened for the agents), queued in this transaction so it is never lost.
-    if draft.route != Route::Auto && owner == "bot" && s.platform.hands_off(&shop) {
+    if draft.route != Route::Auto
+        && owner == "bot"
+        && s.platform.hands_off(&shop)
+        && (draft.route == Route::Escalate || s.platform.hands_off_on_review(&shop))
+    {
         stmts.push(Stmt {
             sql: platform::QUEUE_HANDOFF,
             args: vec![Arg::I(seq), Arg::T(platform::handoff_note(&draft, &route)), Arg::I(now)],

@@ -225,6 +225,13 @@ async fn queue_send(
 ) -> ApiResult<()> {
     let now = now_ms();
     let (id, shop, conv, msg) = (r[0].i(), r[1].t(), r[2].t(), r[3].t());
+    // The channel's reply budget: a draft beyond it cannot be sent.
+    if let Some(st) = super::budget::standing(s, &shop, &conv, now).await?
+        && !st.queued.allowed
+    {
+        let why = super::budget::explain(&st.budget, st.queued.spent.unwrap_or(crate::domain::schedule::Spent::Exhausted));
+        return Err(ApiError(StatusCode::CONFLICT, json!({"error": why, "budget": {"max": st.budget.max(), "remaining": 0}})));
+    }
     let status = if kind == "edit" { "edited" } else { "approved" };
     let counts = s
         .store

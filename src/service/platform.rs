@@ -28,6 +28,18 @@ pub trait Platform: Send + Sync {
         false
     }
 
+    /// Whether a draft routed to review (not only an escalation) hands the conversation off.
+    /// Default: yes (Chatwoot opens it for its agents).
+    fn hands_off_on_review(&self, _shop: &str) -> bool {
+        true
+    }
+
+    /// The channel's reply budget for `shop` (WeCom Kf: 5 within 48 h of the buyer's message),
+    /// enforced by the pipeline, the review and the sender. Default: none.
+    fn reply_budget(&self, _shop: &str) -> Option<crate::domain::schedule::Budget> {
+        None
+    }
+
     /// The first step of a handoff: gives a conversation to a person on the platform's side
     /// (e.g. Chatwoot opens it). Must be harmless to repeat. Default: nothing.
     fn open_for_person<'a>(
@@ -78,6 +90,14 @@ impl Platform for Dispatch {
 
     fn hands_off(&self, shop: &str) -> bool {
         self.pick(shop).hands_off(shop)
+    }
+
+    fn hands_off_on_review(&self, shop: &str) -> bool {
+        self.pick(shop).hands_off_on_review(shop)
+    }
+
+    fn reply_budget(&self, shop: &str) -> Option<crate::domain::schedule::Budget> {
+        self.pick(shop).reply_budget(shop)
     }
 
     fn open_for_person<'a>(
@@ -237,6 +257,29 @@ async fn deliver(s: &Shared, r: &[super::store::Val], person_owns: bool, gap: Du
                 json!({"send_id": id, "why": "a person owns the conversation"}),
             ),
         ];
+    }
+
+    // The channel's reply budget counts what was delivered since the buyer's latest message; a
+    // send beyond it is held (WeChat would refuse it, and might penalise the account).
+    match super::budget::standing(s, &shop, &conv, now).await {
+        Ok(Some(st)) if !st.sent.allowed => {
+            let why = super::budget::explain(&st.budget, st.sent.spent.unwrap_or(crate::domain::schedule::Spent::Exhausted));
+            metrics::counter!("shouhou_sends_total", "result" => "over_budget").increment(1);
+            return vec![
+                Stmt {
+                    sql: "UPDATE sends SET status = 'held', last_error = $2 WHERE id = $1",
+                    args: vec![Arg::I(id), Arg::T(why.clone())],
+                },
+                audit_stmt(now, "bot", "send_held", &shop, &conv, None, None, json!({"send_id": id, "why": why})),
+            ];
+        }
+        Ok(_) => {}
+        Err(e) => {
+            return vec![Stmt {
+                sql: "UPDATE sends SET status = 'pending', next_at = $2, last_error = $3 WHERE id = $1",
+                args: vec![Arg::I(id), Arg::I(now + 1000), Arg::T(format!("budget check: {e}"))],
+            }];
+        }
     }
 
     s.pacer.wait(&shop, gap).await;

@@ -70,6 +70,12 @@ pub async fn start(listener: TcpListener, assistant: Arc<Assistant>, cfg: Servic
             by_shop.insert(shop.clone(), cw.clone());
         }
     }
+    let wecom = cfg.wecom.as_ref().map(|c| Arc::new(super::wecom::Wecom::new(http.clone(), c.clone(), store.clone())));
+    if let Some(w) = &wecom {
+        for shop in w.cfg.file.shops.keys() {
+            by_shop.insert(shop.clone(), w.clone());
+        }
+    }
     let platform: Arc<dyn Platform> = if by_shop.is_empty() {
         http_platform
     } else {
@@ -89,7 +95,10 @@ pub async fn start(listener: TcpListener, assistant: Arc<Assistant>, cfg: Servic
         shutdown: shutdown.clone(),
     });
     let addr = listener.local_addr()?;
-    let app = api::router(shared.clone()).merge(super::chatwoot::router(shared.clone()));
+    let mut app = api::router(shared.clone()).merge(super::chatwoot::router(shared.clone()));
+    if let Some(w) = &wecom {
+        app = app.merge(super::wecom::router(shared.clone(), w.clone()));
+    }
     let stop = shutdown.clone();
     let server = tokio::spawn(async move {
         let _ = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
@@ -104,8 +113,11 @@ pub async fn start(listener: TcpListener, assistant: Arc<Assistant>, cfg: Servic
     if let (Some(w), Some(link)) = (shared.cfg.websocket.clone(), ws_link) {
         adapters.spawn(super::websocket::run(shared.clone(), w, link));
     }
-    if shared.cfg.chatwoot.is_some() {
+    if shared.cfg.chatwoot.is_some() || wecom.is_some() {
         adapters.spawn(super::platform::handoffs(shared.clone()));
+    }
+    if let Some(w) = wecom {
+        adapters.spawn(super::wecom::puller(shared.clone(), w));
     }
     adapters.close();
     Ok(Running { addr, shared, shutdown, server, workers, adapters })
@@ -221,6 +233,7 @@ pub async fn demo(assistant: Arc<Assistant>, conversations: &Path, keep_running:
         },
         websocket: None,
         chatwoot: None,
+        wecom: None,
         tmc: None,
     };
     let listener = TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;

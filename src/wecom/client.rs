@@ -34,8 +34,13 @@ pub enum CallError {
         rate_limited: bool,
     },
     /// The request is wrong (bad corp id or secret, unknown user, session closed, …).
-    #[error("WeCom refused the call: {0}")]
-    Rejected(String),
+    #[error("WeCom refused the call: {why}")]
+    Rejected {
+        /// What was refused (no buyer data).
+        why: String,
+        /// WeCom's `errcode`, when it answered with one.
+        errcode: Option<i64>,
+    },
 }
 
 /// Answers that carry `errcode` / `errmsg`.
@@ -104,10 +109,13 @@ impl Client {
             }
             ErrKind::Retry => return Err(retry(&got.status)),
             ErrKind::Token | ErrKind::Reject => {
-                return Err(CallError::Rejected(format!(
-                    "gettoken: errcode {} ({}); check the corp id and SHOUHOU_WECOM_SECRET",
-                    got.status.errcode, got.status.errmsg
-                )));
+                return Err(CallError::Rejected {
+                    why: format!(
+                        "gettoken: errcode {} ({}); check the corp id and SHOUHOU_WECOM_SECRET",
+                        got.status.errcode, got.status.errmsg
+                    ),
+                    errcode: Some(got.status.errcode),
+                });
             }
         }
         cache.store(got.access_token.clone(), got.expires_in, now_ms());
@@ -149,7 +157,10 @@ impl Client {
                 }
                 ErrKind::Retry => return Err(retry(status)),
                 ErrKind::Reject => {
-                    return Err(CallError::Rejected(format!("{path}: errcode {} ({})", status.errcode, status.errmsg)));
+                    return Err(CallError::Rejected {
+                        why: format!("{path}: errcode {} ({})", status.errcode, status.errmsg),
+                        errcode: Some(status.errcode),
+                    });
                 }
             }
         }
@@ -190,7 +201,8 @@ impl Client {
 }
 
 fn with_params(url: &str, params: &[(&str, &str)]) -> Result<reqwest::Url, CallError> {
-    reqwest::Url::parse_with_params(url, params).map_err(|_| CallError::Rejected(format!("`{url}` is not a URL")))
+    reqwest::Url::parse_with_params(url, params)
+        .map_err(|_| CallError::Rejected { why: format!("`{url}` is not a URL"), errcode: None })
 }
 
 fn retry(s: &Status) -> CallError {
@@ -207,7 +219,7 @@ async fn read<T: DeserializeOwned>(res: Result<reqwest::Response, reqwest::Error
         return Err(CallError::Retry { why: format!("HTTP {code}"), rate_limited: code.as_u16() == 429 });
     }
     if !code.is_success() {
-        return Err(CallError::Rejected(format!("HTTP {code}")));
+        return Err(CallError::Rejected { why: format!("HTTP {code}"), errcode: None });
     }
     res.json::<T>()
         .await

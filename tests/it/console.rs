@@ -84,6 +84,7 @@ impl Env {
             websocket: None,
             chatwoot: None,
             tmc: None,
+            wecom: None,
         };
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let running = run::start(l, Arc::new(assistant), cfg).await.unwrap();

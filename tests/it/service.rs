@@ -99,6 +99,7 @@ pub(crate) fn cfg(db: &str, platform_url: &str, instance: &str) -> ServiceConfig
         websocket: None,
         chatwoot: None,
         tmc: None,
+        wecom: None,
     }
 }
 
