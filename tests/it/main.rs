@@ -16,5 +16,6 @@ mod support;
 mod templates;
 mod tmc;
 mod wecom;
+mod wecom_service;
 
 mod websocket;
