@@ -229,8 +229,12 @@ async fn queue_send(
     if let Some(st) = super::budget::standing(s, &shop, &conv, now).await?
         && !st.queued.allowed
     {
-        let why = super::budget::explain(&st.budget, st.queued.spent.unwrap_or(crate::domain::schedule::Spent::Exhausted));
-        return Err(ApiError(StatusCode::CONFLICT, json!({"error": why, "budget": {"max": st.budget.max(), "remaining": 0}})));
+        let why =
+            super::budget::explain(&st.budget, st.queued.spent.unwrap_or(crate::domain::schedule::Spent::Exhausted));
+        return Err(ApiError(
+            StatusCode::CONFLICT,
+            json!({"error": why, "budget": {"max": st.budget.max(), "remaining": 0}}),
+        ));
     }
     let status = if kind == "edit" { "edited" } else { "approved" };
     let counts = s

@@ -205,6 +205,8 @@ impl From<StoreError> for Fail {
 impl From<ApiError> for Fail {
     fn from(e: ApiError) -> Self {
         let key = match e.0 {
+            // The channel's reply budget (the API error carries it).
+            StatusCode::CONFLICT if e.1.get("budget").is_some() => "budget_spent",
             StatusCode::NOT_FOUND => "not_found",
             StatusCode::CONFLICT => "conflict",
             StatusCode::UNPROCESSABLE_ENTITY => "blocked",
@@ -587,6 +589,15 @@ async fn draft_view(c: &Console, me: &Sess, id: i64, edit: Option<(&str, &crate:
         .next()
         .map(|r| json!({"state": serde_json::from_str::<Value>(&r[0].t()).unwrap_or(Value::Null), "owner": r[1].t()}))
         .unwrap_or(Value::Null);
+    // The channel's reply budget (WeCom Kf), counting queued replies: what approving would meet.
+    let budget = super::budget::standing(&c.shared, &shop, &conv, super::now_ms()).await?.map(|st| {
+        json!({
+            "max": st.budget.max(), "remaining": st.queued.remaining, "spent": st.queued.spent,
+            "closes": st.queued.closes_at.map(|t| fmt_ms(t.as_millisecond(), c.tz())),
+            "why": st.queued.spent.map(|w| super::budget::explain(&st.budget, w)),
+        })
+    });
+    let within_budget = budget.as_ref().is_none_or(|b| b["spent"].is_null());
     let reply = d["reply"].as_str().unwrap_or_default().to_owned();
     let findings = d["guard"]["findings"].as_array().cloned().unwrap_or_default();
     let fspans: Vec<([usize; 2], String)> = findings
@@ -606,7 +617,8 @@ async fn draft_view(c: &Console, me: &Sess, id: i64, edit: Option<(&str, &crate:
             "draft": d, "messages": messages, "order": order_card(order, me.role), "case": case,
             "reply_segments": segments(&reply, &fspans), "findings": distinct(findings),
             "open": matches!(d["status"].as_str(), Some("pending_review" | "escalated")),
-            "approvable": d["guard"]["verdict"] == "pass" && d["reply"].is_string(),
+            "approvable": d["guard"]["verdict"] == "pass" && d["reply"].is_string() && within_budget,
+            "budget": budget,
             "edit_text": edit_text, "edit_verdict": edit_verdict,
             "part_time": me.role == Role::PartTime,
             "created": fmt_ms(r[11].i(), c.tz()),

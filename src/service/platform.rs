@@ -263,7 +263,8 @@ async fn deliver(s: &Shared, r: &[super::store::Val], person_owns: bool, gap: Du
     // send beyond it is held (WeChat would refuse it, and might penalise the account).
     match super::budget::standing(s, &shop, &conv, now).await {
         Ok(Some(st)) if !st.sent.allowed => {
-            let why = super::budget::explain(&st.budget, st.sent.spent.unwrap_or(crate::domain::schedule::Spent::Exhausted));
+            let why =
+                super::budget::explain(&st.budget, st.sent.spent.unwrap_or(crate::domain::schedule::Spent::Exhausted));
             metrics::counter!("shouhou_sends_total", "result" => "over_budget").increment(1);
             return vec![
                 Stmt {

@@ -48,7 +48,9 @@ use crate::{
     wecom::{
         client::{CallError, Client},
         crypto::{Crypto, CryptoError},
-        kf::{MAX_TEXT_BYTES, SendMsgRequest, SendText, ServiceStateGetRequest, ServiceStateTransRequest, SyncMsgRequest},
+        kf::{
+            MAX_TEXT_BYTES, SendMsgRequest, SendText, ServiceStateGetRequest, ServiceStateTransRequest, SyncMsgRequest,
+        },
         map::{Mapped, map_message, split_conversation},
         xml,
     },
@@ -107,9 +109,8 @@ impl WecomConfig {
         let token = need(token, TOKEN_ENV, "the callback Token of the Kf API settings")?;
         let aes_key = need(aes_key, AES_KEY_ENV, "the 43-character EncodingAESKey of the Kf API settings")?;
         let secret = need(secret, SECRET_ENV, "the Secret of the WeChat customer-service app")?;
-        let crypto = Crypto::new(&token, &aes_key, f.corp_id.trim()).map_err(|e| {
-            anyhow::anyhow!("{}: {e}", if e == CryptoError::Token { TOKEN_ENV } else { AES_KEY_ENV })
-        })?;
+        let crypto = Crypto::new(&token, &aes_key, f.corp_id.trim())
+            .map_err(|e| anyhow::anyhow!("{}: {e}", if e == CryptoError::Token { TOKEN_ENV } else { AES_KEY_ENV }))?;
         let budget = Budget::new(f.reply_budget, Some(SignedDuration::from_hours(f.reply_window_hours)))
             .map_err(|e| anyhow::anyhow!("[wecom] reply budget: {e}"))?;
         Ok(Self { file: f.clone(), crypto: crypto.with_window(f.timestamp_window_secs), secret, budget })
@@ -135,7 +136,8 @@ impl Wecom {
     /// The adapter over `store` with its own API client.
     #[must_use]
     pub fn new(http: reqwest::Client, cfg: WecomConfig, store: Store) -> Self {
-        let client = Client::new(http, &cfg.file.api_url, &cfg.file.corp_id, &cfg.secret, cfg.file.token_margin_secs * 1000);
+        let client =
+            Client::new(http, &cfg.file.api_url, &cfg.file.corp_id, &cfg.secret, cfg.file.token_margin_secs * 1000);
         Self { cfg, client, store, wake: Notify::new(), next_send: Mutex::new(HashMap::new()) }
     }
 
@@ -357,15 +359,14 @@ fn result(r: &'static str) {
 
 type Q = Result<Query<CallbackQuery>, QueryRejection>;
 
-/// The three signed parameters, or a 400 naming the missing one.
-fn signed(q: Q) -> Result<(CallbackQuery, String, String, String), Response> {
-    let Query(q) = q.map_err(|e| plain(StatusCode::BAD_REQUEST, format!("the query string is malformed: {e}")))?;
+/// The three signed parameters, or why not (a 400).
+fn signed(q: Q) -> Result<(CallbackQuery, String, String, String), String> {
+    let Query(q) = q.map_err(|e| format!("the query string is malformed: {e}"))?;
     let get = |v: &Option<String>, name: &str| {
-        v.clone()
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| plain(StatusCode::BAD_REQUEST, format!("the `{name}` query parameter is missing")))
+        v.clone().filter(|s| !s.is_empty()).ok_or_else(|| format!("the `{name}` query parameter is missing"))
     };
-    let (sig, ts, nonce) = (get(&q.msg_signature, "msg_signature")?, get(&q.timestamp, "timestamp")?, get(&q.nonce, "nonce")?);
+    let (sig, ts, nonce) =
+        (get(&q.msg_signature, "msg_signature")?, get(&q.timestamp, "timestamp")?, get(&q.nonce, "nonce")?);
     Ok((q, sig, ts, nonce))
 }
 
@@ -375,7 +376,7 @@ async fn verify(State((_, w)): State<(Arc<Shared>, Arc<Wecom>)>, Path(shop): Pat
     }
     let (q, sig, ts, nonce) = match signed(q) {
         Ok(x) => x,
-        Err(r) => return r,
+        Err(why) => return plain(StatusCode::BAD_REQUEST, why),
     };
     let Some(echostr) = q.echostr.filter(|s| !s.is_empty()) else {
         return plain(StatusCode::BAD_REQUEST, "the `echostr` query parameter is missing");
@@ -403,7 +404,7 @@ async fn callback(
     }
     let (_, sig, ts, nonce) = match signed(q) {
         Ok(x) => x,
-        Err(r) => return r,
+        Err(why) => return plain(StatusCode::BAD_REQUEST, why),
     };
     let Ok(body) = std::str::from_utf8(&body) else {
         result("malformed");
@@ -440,7 +441,10 @@ async fn callback(
     };
     if !w.cfg.serves(&shop, &kf) {
         result("refused");
-        return plain(StatusCode::FORBIDDEN, format!("customer-service account `{kf}` is not configured for shop `{shop}`"));
+        return plain(
+            StatusCode::FORBIDDEN,
+            format!("customer-service account `{kf}` is not configured for shop `{shop}`"),
+        );
     }
     // The replay guard and the pending token in one transaction: a replayed callback changes
     // nothing; a new one is durable before it is answered.
@@ -631,14 +635,32 @@ fn effects(stmts: &mut Vec<Stmt>, shop: &str, kf: &str, mapped: Mapped, now: i64
             count("buyer_other");
             let at = sent_at.map_or(now, |t| t.as_millisecond());
             stmts.push(buyer_wrote_stmt(shop, &conversation_id, at, now));
-            stmts.push(audit_stmt(now, "wecom", "wecom_unread_message", shop, &conversation_id, None, None, json!({"msgtype": msgtype})));
+            stmts.push(audit_stmt(
+                now,
+                "wecom",
+                "wecom_unread_message",
+                shop,
+                &conversation_id,
+                None,
+                None,
+                json!({"msgtype": msgtype}),
+            ));
             0
         }
         Mapped::TakenOver { conversation_id, servicer } => {
             count("taken_over");
             let owner = format!("wecom:{servicer}");
             stmts.push(owner_stmt(shop, &conversation_id, &owner, now));
-            stmts.push(audit_stmt(now, "wecom", "wecom_taken_over", shop, &conversation_id, None, None, json!({"owner": owner})));
+            stmts.push(audit_stmt(
+                now,
+                "wecom",
+                "wecom_taken_over",
+                shop,
+                &conversation_id,
+                None,
+                None,
+                json!({"owner": owner}),
+            ));
             0
         }
         Mapped::Ended { conversation_id } => {

@@ -16,6 +16,7 @@ use axum::{
     extract::{Query, State},
     routing::{get, post},
 };
+use regex::Regex;
 use serde_json::{Value, json};
 use shouhou::{
     config::WecomFile,
@@ -122,7 +123,11 @@ async fn gettoken(State(f): State<Fake>, Query(q): Query<HashMap<String, String>
     Json(json!({"errcode": 0, "errmsg": "ok", "access_token": t, "expires_in": 7200}))
 }
 
-async fn sync_msg(State(f): State<Fake>, Query(q): Query<HashMap<String, String>>, Json(b): Json<Value>) -> Json<Value> {
+async fn sync_msg(
+    State(f): State<Fake>,
+    Query(q): Query<HashMap<String, String>>,
+    Json(b): Json<Value>,
+) -> Json<Value> {
     let cursor = b["cursor"].as_str().unwrap_or_default().to_owned();
     let (ok, hang, page) = f.with(|a| {
         let ok = token_ok(a, &q);
@@ -141,10 +146,18 @@ async fn sync_msg(State(f): State<Fake>, Query(q): Query<HashMap<String, String>
     if hang {
         tokio::time::sleep(Duration::from_secs(3600)).await;
     }
-    Json(page.unwrap_or_else(|| json!({"errcode": 0, "errmsg": "ok", "next_cursor": cursor, "has_more": 0, "msg_list": []})))
+    Json(
+        page.unwrap_or_else(
+            || json!({"errcode": 0, "errmsg": "ok", "next_cursor": cursor, "has_more": 0, "msg_list": []}),
+        ),
+    )
 }
 
-async fn send_msg(State(f): State<Fake>, Query(q): Query<HashMap<String, String>>, Json(b): Json<Value>) -> Json<Value> {
+async fn send_msg(
+    State(f): State<Fake>,
+    Query(q): Query<HashMap<String, String>>,
+    Json(b): Json<Value>,
+) -> Json<Value> {
     f.with(|a| {
         if !token_ok(a, &q) {
             return expired();
@@ -159,24 +172,36 @@ async fn send_msg(State(f): State<Fake>, Query(q): Query<HashMap<String, String>
     })
 }
 
-async fn state_get(State(f): State<Fake>, Query(q): Query<HashMap<String, String>>, Json(b): Json<Value>) -> Json<Value> {
+async fn state_get(
+    State(f): State<Fake>,
+    Query(q): Query<HashMap<String, String>>,
+    Json(b): Json<Value>,
+) -> Json<Value> {
     f.with(|a| {
         if !token_ok(a, &q) {
             return expired();
         }
-        let (st, who) = a.states.get(b["external_userid"].as_str().unwrap_or_default()).cloned().unwrap_or((1, String::new()));
+        let (st, who) =
+            a.states.get(b["external_userid"].as_str().unwrap_or_default()).cloned().unwrap_or((1, String::new()));
         Json(json!({"errcode": 0, "errmsg": "ok", "service_state": st, "servicer_userid": who}))
     })
 }
 
-async fn state_trans(State(f): State<Fake>, Query(q): Query<HashMap<String, String>>, Json(b): Json<Value>) -> Json<Value> {
+async fn state_trans(
+    State(f): State<Fake>,
+    Query(q): Query<HashMap<String, String>>,
+    Json(b): Json<Value>,
+) -> Json<Value> {
     f.with(|a| {
         if !token_ok(a, &q) {
             return expired();
         }
         a.trans.push(b.clone());
         let who = b["servicer_userid"].as_str().unwrap_or_default().to_owned();
-        a.states.insert(b["external_userid"].as_str().unwrap_or_default().to_owned(), (b["service_state"].as_i64().unwrap(), who));
+        a.states.insert(
+            b["external_userid"].as_str().unwrap_or_default().to_owned(),
+            (b["service_state"].as_i64().unwrap(), who),
+        );
         Json(json!({"errcode": 0, "errmsg": "ok", "msg_code": ""}))
     })
 }
@@ -241,7 +266,9 @@ async fn callback(base: &str, shop: &str, token: &str, nonce: &str) -> (u16, Str
 }
 
 async fn post_sealed(base: &str, shop: &str, sig: &str, ts: &str, nonce: &str, encrypt: &str) -> (u16, String) {
-    let body = format!("<xml><ToUserName><![CDATA[{CORP}]]></ToUserName><Encrypt><![CDATA[{encrypt}]]></Encrypt><AgentID><![CDATA[]]></AgentID></xml>");
+    let body = format!(
+        "<xml><ToUserName><![CDATA[{CORP}]]></ToUserName><Encrypt><![CDATA[{encrypt}]]></Encrypt><AgentID><![CDATA[]]></AgentID></xml>"
+    );
     let res = reqwest::Client::new()
         .post(format!("{base}/v1/wecom/{shop}?msg_signature={sig}&timestamp={ts}&nonce={nonce}"))
         .body(body)
@@ -291,16 +318,32 @@ async fn conversation_body(db: &str) {
 
     // URL verification.
     let s = crypto().seal("8812345671234", now_s(), "n0", rand16());
-    let url = format!("{base}/v1/wecom/shop-1?msg_signature={}&timestamp={}&nonce=n0&echostr={}", s.signature, s.timestamp, urlenc(&s.encrypt));
+    let url = format!(
+        "{base}/v1/wecom/shop-1?msg_signature={}&timestamp={}&nonce=n0&echostr={}",
+        s.signature,
+        s.timestamp,
+        urlenc(&s.encrypt)
+    );
     let res = reqwest::get(&url).await.unwrap();
     assert_eq!(res.status(), 200);
     assert_eq!(res.text().await.unwrap(), "8812345671234");
-    let bad = format!("{base}/v1/wecom/shop-1?msg_signature={}&timestamp={}&nonce=n1&echostr={}", s.signature, s.timestamp, urlenc(&s.encrypt));
+    let bad = format!(
+        "{base}/v1/wecom/shop-1?msg_signature={}&timestamp={}&nonce=n1&echostr={}",
+        s.signature,
+        s.timestamp,
+        urlenc(&s.encrypt)
+    );
     assert_eq!(reqwest::get(&bad).await.unwrap().status(), 401, "a signature over another nonce");
     let res = reqwest::get(format!("{base}/v1/wecom/shop-1?timestamp=1&nonce=n")).await.unwrap();
     assert_eq!(res.status(), 400);
     assert!(res.text().await.unwrap().contains("msg_signature"));
-    assert_eq!(reqwest::get(format!("{base}/v1/wecom/shop-9?msg_signature=a&timestamp=1&nonce=n&echostr=x")).await.unwrap().status(), 404);
+    assert_eq!(
+        reqwest::get(format!("{base}/v1/wecom/shop-9?msg_signature=a&timestamp=1&nonce=n&echostr=x"))
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
 
     // Bad callbacks: nothing stored.
     let ev = "<xml><Event>kf_msg_or_event</Event><Token>T0</Token><OpenKfId>wkX</OpenKfId></xml>";
@@ -313,7 +356,10 @@ async fn conversation_body(db: &str) {
     let other = Crypto::new(CB_TOKEN, AES_KEY, "wwOTHER").unwrap().seal(ev, now_s(), "no", rand16());
     assert_eq!(post_sealed(&base, "shop-1", &other.signature, &other.timestamp, "no", &other.encrypt).await.0, 401);
     let res = reqwest::Client::new()
-        .post(format!("{base}/v1/wecom/shop-1?msg_signature={}&timestamp={}&nonce=nb", sealed.signature, sealed.timestamp))
+        .post(format!(
+            "{base}/v1/wecom/shop-1?msg_signature={}&timestamp={}&nonce=nb",
+            sealed.signature, sealed.timestamp
+        ))
         .body("not xml")
         .send()
         .await
@@ -343,12 +389,7 @@ async fn conversation_body(db: &str) {
     assert_eq!(sent[0]["msgid"].as_str().unwrap(), msgid_for("shop-1:from_msgid_1001:auto"));
     let syncs = fake.with(|a| a.syncs.clone());
     assert_eq!(syncs[0], (String::new(), "SYNC-T1".to_owned(), KF.to_owned()), "pulled with the callback's token");
-    let cursor = r
-        .shared
-        .store
-        .rows("SELECT cursor FROM wecom_cursors", &[], &[Col::T("cursor")])
-        .await
-        .unwrap();
+    let cursor = r.shared.store.rows("SELECT cursor FROM wecom_cursors", &[], &[Col::T("cursor")]).await.unwrap();
     assert_eq!(cursor[0][0].t(), "c1");
     // The replay: acknowledged, nothing pulled again.
     let (code, _) = post_sealed(&base, "shop-1", &s1.signature, &s1.timestamp, "n-cb1", &s1.encrypt).await;
@@ -400,13 +441,15 @@ async fn token_and_rate_limit_body(db: &str) {
     });
     fake.page("c1", "c2", 0, vec![text_msg("m-b", 3, "能开发票吗", 5)]);
     assert_eq!(callback(&base, "shop-1", "T2", "n2").await.0, 200);
-    assert!(wait_until(|| async { fake.sent_texts().len() == 2 }, 30).await, "second reply after the refresh and the limits");
+    assert!(
+        wait_until(|| async { fake.sent_texts().len() == 2 }, 30).await,
+        "second reply after the refresh and the limits"
+    );
     let (issued, refused, tries) = fake.with(|a| (a.issued, a.refused_tokens, a.send_tries));
     assert_eq!(issued, 2, "exactly one refresh");
     assert!(refused >= 1);
     assert_eq!(tries, 5, "1 + 3 refused by limits + 1 accepted");
-    let attempts =
-        count(&r, "SELECT attempts AS n FROM sends WHERE conversation_id = $1", &[Arg::T(conv(3))]).await;
+    let attempts = count(&r, "SELECT attempts AS n FROM sends WHERE conversation_id = $1", &[Arg::T(conv(3))]).await;
     assert_eq!(attempts, 4);
     let sent = fake.sent_texts();
     assert_eq!(sent[1]["msgid"].as_str().unwrap(), msgid_for("shop-1:m-b:auto"), "the same msgid on every attempt");
@@ -438,8 +481,46 @@ async fn queue_ids(base: &str) -> Vec<(i64, String)> {
     let (_, q) = api_json(reqwest::Method::GET, format!("{base}/v1/queue"), None).await;
     q["items"]
         .as_array()
-        .map(|a| a.iter().map(|i| (i["id"].as_i64().unwrap(), i["conversation_id"].as_str().unwrap_or("").to_owned())).collect())
+        .map(|a| {
+            a.iter()
+                .map(|i| (i["id"].as_i64().unwrap(), i["conversation_id"].as_str().unwrap_or("").to_owned()))
+                .collect()
+        })
         .unwrap_or_default()
+}
+
+/// Logs the demo agent into the console: (cookie, csrf token).
+async fn console_login(r: &run::Running, base: &str) -> (String, String) {
+    shouhou::service::console::upsert_user(&r.shared.store, "agent", "agent-demo-pass", shouhou::service::Role::Agent)
+        .await
+        .unwrap();
+    let res = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .post(format!("{base}/console/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("username=agent&password=agent-demo-pass")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    let cookie = res.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+    let page = console_get(base, &cookie, "/console/try").await;
+    let csrf = Regex::new(r#"name="csrf" content="([0-9a-f]{64})""#).unwrap().captures(&page).unwrap()[1].to_owned();
+    (cookie, csrf)
+}
+
+async fn console_get(base: &str, cookie: &str, path: &str) -> String {
+    reqwest::Client::new()
+        .get(format!("{base}{path}"))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
 }
 
 /// The id of the first draft waiting for review in `conv`, within 30 s.
@@ -458,12 +539,7 @@ async fn waiting(base: &str, conv: &str) -> Option<i64> {
 /// A buyer message older than the window cannot be answered at all.
 async fn budget_body(db: &str) {
     let (fake, api) = fake_wecom().await;
-    fake.page(
-        "",
-        "c1",
-        0,
-        vec![text_msg("m-1", 4, "都五天了还不发货？？", 20), text_msg("m-2", 4, "能开发票吗", 10)],
-    );
+    fake.page("", "c1", 0, vec![text_msg("m-1", 4, "都五天了还不发货？？", 20), text_msg("m-2", 4, "能开发票吗", 10)]);
     let r = start(db, file(&api, 1, 1)).await;
     let base = format!("http://{}", r.addr);
     assert_eq!(callback(&base, "shop-1", "T1", "n1").await.0, 200);
@@ -473,6 +549,25 @@ async fn budget_body(db: &str) {
     assert_eq!(code, 409, "{body}");
     assert!(body["error"].as_str().unwrap().contains("reply budget is spent"), "{body}");
     assert_eq!(fake.sent_texts().len(), 1, "nothing beyond the budget reached WeChat");
+    // The console says why, and its approval is refused the same way.
+    let (cookie, csrf) = console_login(&r, &base).await;
+    let page = console_get(&base, &cookie, &format!("/console/drafts/{id}")).await;
+    assert!(page.contains(r#"id="budget""#) && page.contains(r#"data-spent="exhausted""#), "{page}");
+    assert!(page.contains("reply budget is spent"), "the reason is shown");
+    assert!(Regex::new(r#"id="approve" disabled"#).unwrap().is_match(&page), "approve is disabled");
+    let res = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .post(format!("{base}/console/drafts/{id}/approve"))
+        .header("cookie", &cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("csrf={csrf}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 409);
+    assert!(res.text().await.unwrap().contains(r#"data-key="budget_spent""#));
     // The buyer writes again a while later (WeChat's send_time has whole seconds), a location:
     // unreadable, but it renews the budget.
     tokio::time::sleep(Duration::from_millis(1100)).await;
@@ -533,18 +628,23 @@ async fn takeover_body(db: &str) {
         "c1",
         "c2",
         0,
-        vec![json!({"msgid": "ev-1", "send_time": now_s(), "origin": 4, "msgtype": "event",
+        vec![
+            json!({"msgid": "ev-1", "send_time": now_s(), "origin": 4, "msgtype": "event",
                     "event": {"event_type": "session_status_change", "open_kfid": KF, "external_userid": user(6),
                               "change_type": 1, "new_servicer_userid": "zhangsan"}}),
-             text_msg("m-d", 6, "都五天了还不发货？？", 1)],
+            text_msg("m-d", 6, "都五天了还不发货？？", 1),
+        ],
     );
     fake.with(|a| a.states.insert(user(6), (3, "zhangsan".into())));
     assert_eq!(callback(&base, "shop-1", "T2", "n2").await.0, 200);
     assert!(wait_until(|| async { owner(&r, &conv(6)).await == "wecom:zhangsan" }, 20).await);
     // The FAQ that came with it is drafted for review, not sent.
     assert!(
-        wait_until(|| async { count(&r, "SELECT COUNT(*) AS n FROM drafts WHERE message_id = 'm-d'", &[]).await == 1 }, 20)
-            .await
+        wait_until(
+            || async { count(&r, "SELECT COUNT(*) AS n FROM drafts WHERE message_id = 'm-d'", &[]).await == 1 },
+            20
+        )
+        .await
     );
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(fake.sent_texts().is_empty(), "nothing sent while a person has the conversation");
@@ -642,7 +742,11 @@ async fn sigkill_between_sync_pages() {
         .rows("SELECT cursor, pending_token FROM wecom_cursors", &[], &[Col::T("cursor"), Col::T("pending_token")])
         .await
         .unwrap();
-    assert_eq!((cur[0][0].t(), cur[0][1].t()), ("cur-1".to_owned(), "T-kill".to_owned()), "cursor with its page; the pull still pending");
+    assert_eq!(
+        (cur[0][0].t(), cur[0][1].t()),
+        ("cur-1".to_owned(), "T-kill".to_owned()),
+        "cursor with its page; the pull still pending"
+    );
     drop(store);
 
     fake.with(|a| a.hang_on = None);
@@ -659,7 +763,11 @@ async fn sigkill_between_sync_pages() {
     child.kill().unwrap();
     child.wait().unwrap();
     let rows = store
-        .rows("SELECT message_id, COUNT(*) AS n FROM inbox GROUP BY message_id", &[], &[Col::T("message_id"), Col::I("n")])
+        .rows(
+            "SELECT message_id, COUNT(*) AS n FROM inbox GROUP BY message_id",
+            &[],
+            &[Col::T("message_id"), Col::I("n")],
+        )
         .await
         .unwrap();
     assert_eq!(rows.len(), 6);
