@@ -427,3 +427,68 @@ proptest! {
         }
     }
 }
+
+fn settings_with(wecom: &str) -> Result<shouhou::config::Settings, String> {
+    let raw = std::fs::read_to_string(root().join("shouhou.toml")).unwrap() + "\n" + wecom;
+    shouhou::config::Settings::parse(&root().join("shouhou.toml"), &raw).map_err(|e| e.to_string())
+}
+
+/// `[wecom]` with its defaults, and each bad setting refused with the key named.
+#[test]
+fn wecom_settings_are_checked() {
+    let ok = settings_with("[wecom]\ncorp_id = \"ww1\"\n[wecom.shops]\nshop-1 = [\"wk1\"]\n").unwrap();
+    let w = ok.wecom.unwrap();
+    assert_eq!((w.reply_budget, w.reply_window_hours, w.page_limit), (5, 48, 1000));
+    assert_eq!(w.api_url, "https://qyapi.weixin.qq.com");
+    assert_eq!((w.states.send.clone(), w.states.queue, w.states.person), (vec![0, 1], 2, 3));
+    let cases = [
+        ("[wecom]\ncorp_id = \"\"\n[wecom.shops]\nshop-1 = [\"wk1\"]\n", "wecom.corp_id"),
+        ("[wecom]\ncorp_id = \"ww1\"\napi_url = \"ftp://x\"\n[wecom.shops]\nshop-1 = [\"wk1\"]\n", "wecom.api_url"),
+        ("[wecom]\ncorp_id = \"ww1\"\n[wecom.shops]\n", "wecom.shops"),
+        ("[wecom]\ncorp_id = \"ww1\"\n[wecom.shops]\nshop-1 = []\n", "wecom.shops"),
+        ("[wecom]\ncorp_id = \"ww1\"\n[wecom.shops]\nshop-1 = [\"wk1\"]\nshop-2 = [\"wk1\"]\n", "share an open_kfid"),
+        ("[wecom]\ncorp_id = \"ww1\"\nreply_budget = 0\n[wecom.shops]\nshop-1 = [\"wk1\"]\n", "wecom.reply_budget"),
+        (
+            "[wecom]\ncorp_id = \"ww1\"\nreply_window_hours = 0\n[wecom.shops]\nshop-1 = [\"wk1\"]\n",
+            "wecom.reply_window_hours",
+        ),
+        ("[wecom]\ncorp_id = \"ww1\"\npage_limit = 5000\n[wecom.shops]\nshop-1 = [\"wk1\"]\n", "wecom.page_limit"),
+        ("[wecom]\ncorp_id = \"ww1\"\nbudget = 3\n[wecom.shops]\nshop-1 = [\"wk1\"]\n", "budget"),
+    ];
+    for (toml, key) in cases {
+        let e = settings_with(toml).unwrap_err();
+        assert!(e.contains(key), "{toml}: {e}");
+    }
+}
+
+/// The secrets come from the environment; a missing or malformed one stops the start with the
+/// variable named.
+#[test]
+fn wecom_secrets_are_required() {
+    use shouhou::service::wecom::WecomConfig;
+    let s = settings_with("[wecom]\ncorp_id = \"ww1\"\n[wecom.shops]\nshop-1 = [\"wk1\"]\n").unwrap();
+    let f = s.wecom.unwrap();
+    let some = |v: &str| Some(v.to_owned());
+    assert!(WecomConfig::from_file(&f, some(TOKEN), some(KEY), some("s")).is_ok());
+    let cases = [
+        (None, some(KEY), some("s"), "SHOUHOU_WECOM_TOKEN"),
+        (some(TOKEN), None, some("s"), "SHOUHOU_WECOM_AES_KEY"),
+        (some(TOKEN), some(KEY), some(" "), "SHOUHOU_WECOM_SECRET"),
+        (some("bad-token!"), some(KEY), some("s"), "SHOUHOU_WECOM_TOKEN"),
+        (some(TOKEN), some("short"), some("s"), "SHOUHOU_WECOM_AES_KEY"),
+    ];
+    for (t, k, sec, var) in cases {
+        let e = WecomConfig::from_file(&f, t, k, sec).unwrap_err().to_string();
+        assert!(e.contains(var), "{e}");
+    }
+}
+
+/// The msgid is a valid WeCom msgid (at most 32 of `[0-9a-zA-Z_-]`) and the same for one key.
+#[test]
+fn msgids_are_stable_and_valid() {
+    use shouhou::service::wecom::msgid_for;
+    let a = msgid_for("shop-1:from_msgid_4622416642169452483:auto");
+    assert_eq!(a, msgid_for("shop-1:from_msgid_4622416642169452483:auto"));
+    assert_ne!(a, msgid_for("shop-1:from_msgid_4622416642169452483:draft7"));
+    assert!(a.len() <= 32 && a.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'), "{a}");
+}
