@@ -549,6 +549,23 @@ async fn budget_body(db: &str) {
     assert_eq!(code, 409, "{body}");
     assert!(body["error"].as_str().unwrap().contains("reply budget is spent"), "{body}");
     assert_eq!(fake.sent_texts().len(), 1, "nothing beyond the budget reached WeChat");
+    // A send that got past the review anyway (written straight into the table) is held by the
+    // sender, with the reason.
+    let now = jiff::Timestamp::now().as_millisecond();
+    r.shared
+        .store
+        .apply(&[shouhou::service::store::Stmt {
+            sql: "INSERT INTO sends (draft_id, shop_id, conversation_id, reply_to, text, by_person, idempotency_key, next_at, created_at)
+                  VALUES ($1, 'shop-1', $2, 'm-2', 'extra', 1, 'bypass-1', $3, $3)",
+            args: vec![Arg::I(id), Arg::T(conv(4)), Arg::I(now)],
+        }])
+        .await
+        .unwrap();
+    let held = || async {
+        count(&r, "SELECT COUNT(*) AS n FROM sends WHERE idempotency_key = 'bypass-1' AND status = 'held' AND last_error LIKE '%reply budget%'", &[]).await == 1
+    };
+    assert!(wait_until(held, 20).await, "the sender holds a send beyond the budget");
+    assert_eq!(fake.sent_texts().len(), 1);
     // The console says why, and its approval is refused the same way.
     let (cookie, csrf) = console_login(&r, &base).await;
     let page = console_get(&base, &cookie, &format!("/console/drafts/{id}")).await;
