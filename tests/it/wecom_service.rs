@@ -71,6 +71,8 @@ struct Api {
     sent: Vec<Value>,
     /// Every send_msg request.
     send_tries: usize,
+    /// When each send_msg request came.
+    send_times: Vec<std::time::Instant>,
     /// Session state per external user: (state, servicer).
     states: HashMap<String, (i64, String)>,
     /// service_state/trans requests.
@@ -163,6 +165,7 @@ async fn send_msg(
             return expired();
         }
         a.send_tries += 1;
+        a.send_times.push(std::time::Instant::now());
         if !a.send_errs.is_empty() {
             let c = a.send_errs.remove(0);
             return Json(json!({"errcode": c, "errmsg": "scripted"}));
@@ -290,7 +293,7 @@ fn text_msg(id: &str, n: u32, text: &str, ago_s: i64) -> Value {
 }
 
 async fn count(r: &run::Running, sql: &'static str, args: &[Arg]) -> i64 {
-    r.shared.store.rows(sql, args, &[Col::I("n")]).await.unwrap()[0][0].i()
+    r.shared.store.rows(sql, args, &[Col::I("n")]).await.unwrap().first().map_or(0, |row| row[0].i())
 }
 
 async fn owner(r: &run::Running, c: &str) -> String {
@@ -429,7 +432,7 @@ async fn conversation_end_to_end_postgres() {
 async fn token_and_rate_limit_body(db: &str) {
     let (fake, api) = fake_wecom().await;
     fake.page("", "c1", 0, vec![text_msg("m-a", 2, "都五天了还不发货？？", 5)]);
-    let r = start(db, file(&api, 5, 48)).await;
+    let r = start(db, WecomFile { send_interval_ms: 250, ..file(&api, 5, 48) }).await;
     let base = format!("http://{}", r.addr);
     assert_eq!(callback(&base, "shop-1", "T1", "n1").await.0, 200);
     assert!(wait_until(|| async { fake.sent_texts().len() == 1 }, 30).await, "first reply");
@@ -449,10 +452,18 @@ async fn token_and_rate_limit_body(db: &str) {
     assert_eq!(issued, 2, "exactly one refresh");
     assert!(refused >= 1);
     assert_eq!(tries, 5, "1 + 3 refused by limits + 1 accepted");
-    let attempts = count(&r, "SELECT attempts AS n FROM sends WHERE conversation_id = $1", &[Arg::T(conv(3))]).await;
-    assert_eq!(attempts, 4);
+    // Recorded once WeChat's answer is in: four attempts, the last one sent.
+    let recorded = || async {
+        count(&r, "SELECT attempts AS n FROM sends WHERE conversation_id = $1 AND status = 'sent'", &[Arg::T(conv(3))])
+            .await
+            == 4
+    };
+    assert!(wait_until(recorded, 10).await, "four attempts recorded");
     let sent = fake.sent_texts();
     assert_eq!(sent[1]["msgid"].as_str().unwrap(), msgid_for("shop-1:m-b:auto"), "the same msgid on every attempt");
+    // The shop's sends are spaced by send_interval_ms (a lower bound: never closer).
+    let times = fake.with(|a| a.send_times.clone());
+    assert!(times.windows(2).all(|w| w[1] - w[0] >= Duration::from_millis(240)), "paced per shop");
     r.stop().await;
 }
 
@@ -677,6 +688,18 @@ async fn takeover_body(db: &str) {
     );
     assert_eq!(callback(&base, "shop-1", "T3", "n3").await.0, 200);
     assert!(wait_until(|| async { owner(&r, &conv(6)).await == "bot" }, 20).await);
+    // A person took the session in WeChat without an event reaching shouhou: the state check
+    // before the send finds it, nothing is sent, and the owner is corrected.
+    fake.with(|a| a.states.insert(user(6), (3, "lisi".into())));
+    fake.page("c3", "c4", 0, vec![text_msg("m-e", 6, "能开发票吗", 1)]);
+    assert_eq!(callback(&base, "shop-1", "T4", "n4").await.0, 200);
+    assert!(wait_until(|| async { owner(&r, &conv(6)).await == "wecom:lisi" }, 20).await, "owner corrected");
+    assert!(fake.sent_texts().is_empty());
+    let failed = || async {
+        count(&r, "SELECT COUNT(*) AS n FROM sends WHERE status = 'failed' AND last_error LIKE '%state 3%'", &[]).await
+            == 1
+    };
+    assert!(wait_until(failed, 20).await, "the send failed, naming the state");
     r.stop().await;
 }
 
