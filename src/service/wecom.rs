@@ -553,7 +553,7 @@ async fn pull_account(
     token_at: i64,
 ) -> Result<(), String> {
     // Past its life the token is refused; pulling without it is allowed at a stricter rate.
-    let token = (now_ms() - token_at < TOKEN_LIFE_MS).then(|| token.to_owned());
+    let mut token = (now_ms() - token_at < TOKEN_LIFE_MS).then(|| token.to_owned());
     loop {
         let req = SyncMsgRequest {
             cursor: cursor.clone().filter(|c| !c.is_empty()),
@@ -561,7 +561,17 @@ async fn pull_account(
             limit: w.cfg.file.page_limit,
             open_kfid: Some(kf.to_owned()),
         };
-        let page = w.client.sync_msg(&req).await.map_err(|e| e.to_string())?;
+        let page = match w.client.sync_msg(&req).await {
+            Ok(p) => p,
+            // A refused sync token (expired early, or not the one WeCom expects) must not block
+            // the account: the same page is pulled without it (allowed, at a stricter rate).
+            Err(CallError::Rejected { why, .. }) if token.is_some() => {
+                tracing::warn!(reason = %why, "sync_msg refused the callback token; pulling without it");
+                token = None;
+                continue;
+            }
+            Err(e) => return Err(e.to_string()),
+        };
         let now = now_ms();
         let mut stmts = Vec::with_capacity(page.msg_list.len() * 2 + 2);
         let mut stored = 0usize;

@@ -145,6 +145,9 @@ async fn sync_msg(
     if !ok {
         return expired();
     }
+    if b["token"].as_str() == Some("REFUSED-TOKEN") {
+        return Json(json!({"errcode": 95007, "errmsg": "invalid msg token"}));
+    }
     if hang {
         tokio::time::sleep(Duration::from_secs(3600)).await;
     }
@@ -461,6 +464,13 @@ async fn token_and_rate_limit_body(db: &str) {
     assert!(wait_until(recorded, 10).await, "four attempts recorded");
     let sent = fake.sent_texts();
     assert_eq!(sent[1]["msgid"].as_str().unwrap(), msgid_for("shop-1:m-b:auto"), "the same msgid on every attempt");
+    // A sync token WeCom refuses does not block the account: the page is pulled without it.
+    fake.page("c2", "c3", 0, vec![text_msg("m-c", 7, "能开发票吗", 5)]);
+    assert_eq!(callback(&base, "shop-1", "REFUSED-TOKEN", "n3").await.0, 200);
+    assert!(wait_until(|| async { fake.sent_texts().len() == 3 }, 30).await, "answered after a pull without the token");
+    let last: Vec<(String, String)> =
+        fake.with(|a| a.syncs.iter().rev().take(2).map(|s| (s.0.clone(), s.1.clone())).collect());
+    assert_eq!(last, [("c2".to_owned(), String::new()), ("c2".to_owned(), "REFUSED-TOKEN".to_owned())]);
     // The shop's sends are spaced by send_interval_ms (a lower bound: never closer).
     let times = fake.with(|a| a.send_times.clone());
     assert!(times.windows(2).all(|w| w[1] - w[0] >= Duration::from_millis(240)), "paced per shop");
