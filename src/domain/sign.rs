@@ -190,7 +190,7 @@ mod tests {
         let good_a = a.sign("m-1", now, b"body");
         let good_b = b.sign("m-1", now, b"body");
         let junk = "v1,AAAA";
-        let many = vec![junk; MAX_SIGNATURES + 1].join(" ");
+        let many = [junk; MAX_SIGNATURES + 1].join(" ");
         let long = format!("v1,{}", "A".repeat(MAX_SIGNATURE_HEADER_BYTES));
         let cases: Vec<(String, Result<(), VerifyError>)> = vec![
             (good_a.clone(), Ok(())),
@@ -198,7 +198,7 @@ mod tests {
             (format!("v2,xyz {good_a}"), Ok(())),
             (junk.to_string(), Err(VerifyError::BadSignature)),
             (many, Err(VerifyError::OversizedSignature)),
-            (format!("{} {good_a}", vec![junk; MAX_SIGNATURES].join(" ")), Err(VerifyError::OversizedSignature)),
+            (format!("{} {good_a}", [junk; MAX_SIGNATURES].join(" ")), Err(VerifyError::OversizedSignature)),
             (long, Err(VerifyError::OversizedSignature)),
         ];
         for (header, want) in cases {
