@@ -9,7 +9,7 @@
 use std::{str::FromStr, time::Duration};
 
 use sqlx::{
-    Row,
+    Row as SqlxRow,
     postgres::{PgPool, PgPoolOptions},
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous},
 };
@@ -44,6 +44,14 @@ pub enum StoreError {
     /// The URL names no supported backend.
     #[error("unsupported database URL `{0}`: use sqlite://FILE or postgres://…")]
     Url(String),
+}
+
+impl StoreError {
+    /// Whether a unique key refused the write (someone else wrote the same row first).
+    #[must_use]
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(self, Self::Db(sqlx::Error::Database(e)) if e.is_unique_violation())
+    }
 }
 
 /// A statement argument.
@@ -104,6 +112,153 @@ pub enum Col {
     I(&'static str),
     /// A text column.
     T(&'static str),
+}
+
+/// The kind of a column, as a [`Field`] reads it.
+#[derive(Debug, Clone, Copy)]
+pub enum Kind {
+    /// `BIGINT` / `INTEGER`.
+    Int,
+    /// `TEXT` (NULL allowed).
+    Text,
+}
+
+impl Col {
+    /// The column `name` of `kind`.
+    #[must_use]
+    pub const fn of(kind: Kind, name: &'static str) -> Self {
+        match kind {
+            Kind::Int => Self::I(name),
+            Kind::Text => Self::T(name),
+        }
+    }
+}
+
+/// A Rust type a column is read into.
+pub trait Field: Sized {
+    /// How the column is read.
+    const KIND: Kind;
+    /// The value from what was read.
+    fn from_val(v: Val) -> Self;
+}
+
+impl Field for i64 {
+    const KIND: Kind = Kind::Int;
+    fn from_val(v: Val) -> Self {
+        v.i()
+    }
+}
+
+impl Field for bool {
+    const KIND: Kind = Kind::Int;
+    fn from_val(v: Val) -> Self {
+        v.i() != 0
+    }
+}
+
+impl Field for String {
+    const KIND: Kind = Kind::Text;
+    fn from_val(v: Val) -> Self {
+        v.t()
+    }
+}
+
+impl Field for Option<String> {
+    const KIND: Kind = Kind::Text;
+    fn from_val(v: Val) -> Self {
+        v.opt()
+    }
+}
+
+/// A typed row: its columns, by name, in the order [`Row::from_vals`] reads them.
+pub trait Row: Sized {
+    /// The columns read, named as the query's result columns.
+    const COLS: &'static [Col];
+    /// The row from its values, in [`Row::COLS`] order.
+    fn from_vals(v: Vec<Val>) -> Self;
+}
+
+/// Declares a typed row: a struct whose fields are named like the query's result columns, and
+/// its [`Row`] implementation.
+macro_rules! typed_row {
+    ($(#[$m:meta])* $vis:vis struct $name:ident { $($(#[$fm:meta])* $f:ident : $t:ty),* $(,)? }) => {
+        $(#[$m])*
+        $vis struct $name {
+            $($(#[$fm])* pub $f: $t,)*
+        }
+
+        impl $crate::store::Row for $name {
+            const COLS: &'static [$crate::store::Col] =
+                &[$($crate::store::Col::of(<$t as $crate::store::Field>::KIND, stringify!($f))),*];
+            fn from_vals(v: Vec<$crate::store::Val>) -> Self {
+                let mut v = v.into_iter();
+                Self { $($f: <$t as $crate::store::Field>::from_val(v.next().unwrap_or($crate::store::Val::T(None))),)* }
+            }
+        }
+    };
+}
+
+typed_row! {
+    /// The `n` of a count.
+    struct Count {
+        n: i64,
+    }
+}
+
+/// Declares a status column as an enum with its stored spelling; `$fallback` is what a value
+/// no version of shouhou writes reads as.
+macro_rules! status_enum {
+    ($(#[$m:meta])* $vis:vis enum $name:ident fallback $fallback:ident { $($(#[$vm:meta])* $v:ident = $s:literal),* $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        $vis enum $name {
+            $($(#[$vm])* $v,)*
+        }
+
+        impl $name {
+            /// The stored spelling.
+            #[must_use]
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$v => $s,)*
+                }
+            }
+
+            /// The status stored as `s`, if it is one.
+            #[must_use]
+            pub fn parse(s: &str) -> Option<Self> {
+                match s {
+                    $($s => Some(Self::$v),)*
+                    _ => None,
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+
+        impl $crate::store::Field for $name {
+            const KIND: $crate::store::Kind = $crate::store::Kind::Text;
+            fn from_val(v: $crate::store::Val) -> Self {
+                Self::parse(&v.t()).unwrap_or(Self::$fallback)
+            }
+        }
+
+        impl From<$name> for $crate::store::Arg {
+            fn from(s: $name) -> Self {
+                $crate::store::Arg::T(s.as_str().to_owned())
+            }
+        }
+    };
 }
 
 /// The store.
@@ -309,7 +464,7 @@ fn writer_gone() -> StoreError {
     StoreError::Db(sqlx::Error::Protocol("the SQLite writer has stopped".into()))
 }
 
-fn read_row<R: Row>(row: &R, cols: &[Col]) -> Result<Vec<Val>, sqlx::Error>
+fn read_row<R: SqlxRow>(row: &R, cols: &[Col]) -> Result<Vec<Val>, sqlx::Error>
 where
     for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     for<'r> Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
@@ -437,18 +592,12 @@ impl Store {
         }
     }
 
-    /// Runs one query and reads `cols` of every row.
+    /// Runs one query that only reads, and reads `cols` of every row.
     ///
     /// # Errors
     /// The query failing.
-    pub async fn rows(&self, sql: &'static str, args: &[Arg], cols: &[Col]) -> Result<Vec<Vec<Val>>, StoreError> {
+    pub async fn select(&self, sql: &'static str, args: &[Arg], cols: &[Col]) -> Result<Vec<Vec<Val>>, StoreError> {
         Ok(match self {
-            // Statements that write (claims: `UPDATE … RETURNING`) go through the writer.
-            Self::Sqlite(_, writer) if !sql.trim_start().starts_with("SELECT") => {
-                let (reply, rx) = tokio::sync::oneshot::channel();
-                writer.send(Write::Rows(sql, args.to_vec(), cols.to_vec(), reply)).await.map_err(|_| writer_gone())?;
-                rx.await.map_err(|_| writer_gone())??
-            }
             Self::Sqlite(p, _) => {
                 let rows = bind_all!(sqlx::query(sql), args).fetch_all(p).await?;
                 rows.iter().map(|r| read_row(r, cols)).collect::<Result<_, _>>()?
@@ -460,26 +609,71 @@ impl Store {
         })
     }
 
-    /// The case state and owner of each of `keys` (shop, conversation) that has a row, in one
-    /// query: `(shop, conversation) -> (case_state, owner)`.
+    /// Runs one statement that writes and returns rows (claims: `UPDATE … RETURNING`), and reads
+    /// `cols` of every row. On SQLite it goes through the writer.
+    ///
+    /// # Errors
+    /// The statement failing.
+    pub async fn returning(&self, sql: &'static str, args: &[Arg], cols: &[Col]) -> Result<Vec<Vec<Val>>, StoreError> {
+        match self {
+            Self::Sqlite(_, writer) => {
+                let (reply, rx) = tokio::sync::oneshot::channel();
+                writer.send(Write::Rows(sql, args.to_vec(), cols.to_vec(), reply)).await.map_err(|_| writer_gone())?;
+                Ok(rx.await.map_err(|_| writer_gone())??)
+            }
+            Self::Postgres(_) => self.select(sql, args, cols).await,
+        }
+    }
+
+    /// Typed rows of a query that only reads.
     ///
     /// # Errors
     /// The query failing.
-    pub async fn conversations(
-        &self,
-        keys: &[(String, String)],
-    ) -> Result<std::collections::HashMap<(String, String), (String, String)>, StoreError> {
-        let mut out = std::collections::HashMap::with_capacity(keys.len());
-        if keys.is_empty() {
-            return Ok(out);
+    pub async fn fetch<R: Row>(&self, sql: &'static str, args: &[Arg]) -> Result<Vec<R>, StoreError> {
+        Ok(self.select(sql, args, R::COLS).await?.into_iter().map(R::from_vals).collect())
+    }
+
+    /// The first typed row of a query that only reads.
+    ///
+    /// # Errors
+    /// The query failing.
+    pub async fn fetch_one<R: Row>(&self, sql: &'static str, args: &[Arg]) -> Result<Option<R>, StoreError> {
+        Ok(self.fetch(sql, args).await?.into_iter().next())
+    }
+
+    /// The count a `SELECT COUNT(*) AS n …` query reads.
+    ///
+    /// # Errors
+    /// The query failing.
+    pub async fn count(&self, sql: &'static str) -> Result<i64, StoreError> {
+        Ok(self.fetch_one::<Count>(sql, &[]).await?.map_or(0, |c| c.n))
+    }
+
+    /// Typed rows of a statement that writes and returns rows.
+    ///
+    /// # Errors
+    /// The statement failing.
+    pub async fn claim<R: Row>(&self, sql: &'static str, args: &[Arg]) -> Result<Vec<R>, StoreError> {
+        Ok(self.returning(sql, args, R::COLS).await?.into_iter().map(R::from_vals).collect())
+    }
+
+    /// On PostgreSQL, a statement that serialises the transactions writing outbox rows for the same
+    /// conversations. Outbox ids come from a sequence when a row is inserted, not when it commits, so
+    /// without it a transaction could take a later id yet commit first, and a deliverer would send
+    /// that conversation's events out of order. The locks are taken in sorted order, so two such
+    /// transactions never deadlock; they end with the transaction. SQLite's single writer commits in
+    /// id order already: `None`.
+    #[must_use]
+    pub fn lock_conversations(&self, keys: &[(String, String)]) -> Option<Stmt> {
+        if !self.is_postgres() || keys.is_empty() {
+            return None;
         }
-        let list = serde_json::to_string(keys).unwrap_or_default();
-        let sql = if self.is_postgres() { CONVERSATIONS_PG } else { CONVERSATIONS_SQLITE };
-        let cols = [Col::T("shop_id"), Col::T("conversation_id"), Col::T("case_state"), Col::T("owner")];
-        for r in self.rows(sql, &[Arg::T(list)], &cols).await? {
-            out.insert((r[0].t(), r[1].t()), (r[2].t(), r[3].t()));
-        }
-        Ok(out)
+        let names: Vec<String> = keys.iter().map(|(shop, conv)| format!("{shop}\u{1f}{conv}")).collect();
+        Some(Stmt {
+            sql: "SELECT pg_advisory_xact_lock(hashtext(k)) FROM
+                    (SELECT DISTINCT value AS k FROM json_array_elements_text(CAST($1 AS JSON)) ORDER BY 1) t",
+            args: vec![Arg::T(serde_json::to_string(&names).unwrap_or_default())],
+        })
     }
 
     /// Checks the database answers.
@@ -487,95 +681,19 @@ impl Store {
     /// # Errors
     /// It does not.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        self.rows("SELECT CAST(1 AS BIGINT) AS one", &[], &[Col::I("one")]).await.map(|_| ())
+        self.select("SELECT CAST(1 AS BIGINT) AS one", &[], &[Col::I("one")]).await.map(|_| ())
     }
 }
 
-/// Conversations named by a JSON array of `[shop, conversation]` pairs (`$1`).
-const CONVERSATIONS_SQLITE: &str = "SELECT c.shop_id, c.conversation_id, c.case_state, c.owner
-   FROM json_each($1) j JOIN conversations c
-     ON c.shop_id = j.value ->> '$[0]' AND c.conversation_id = j.value ->> '$[1]'";
-/// The PostgreSQL form of [`CONVERSATIONS_SQLITE`].
-const CONVERSATIONS_PG: &str = "SELECT c.shop_id, c.conversation_id, c.case_state, c.owner
-   FROM json_array_elements(CAST($1 AS JSON)) j JOIN conversations c
-     ON c.shop_id = j.value ->> 0 AND c.conversation_id = j.value ->> 1";
-
-/// The claim statements differ between the backends only in the row-lock clause: PostgreSQL
-/// instances share the work with `FOR UPDATE SKIP LOCKED`; SQLite has one writer, so it needs
-/// none. Each statement is written once and spliced with the clause for each backend.
-macro_rules! claim_inbox {
-    ($lock:literal) => {
-        concat!(
-            "UPDATE inbox SET status = 'processing', claimed_by = $1, claimed_at = $2
- WHERE seq IN (
-   SELECT i.seq FROM inbox i
-    WHERE i.status = 'pending' AND $3 = $3
-      AND NOT EXISTS (SELECT 1 FROM inbox j WHERE j.shop_id = i.shop_id AND j.conversation_id = i.conversation_id
-                       AND j.seq < i.seq AND j.status <> 'done')
-    ORDER BY i.seq LIMIT $4",
-            $lock,
-            ")
- RETURNING seq, payload, shop_id, conversation_id"
-        )
-    };
-}
-
-macro_rules! reclaim_inbox {
-    ($lock:literal) => {
-        concat!(
-            "UPDATE inbox SET claimed_by = $1, claimed_at = $2
- WHERE seq = (SELECT seq FROM inbox WHERE status = 'processing' AND claimed_at < $3 AND $4 = $4 ORDER BY seq LIMIT 1",
-            $lock,
-            ")
- RETURNING seq, payload, shop_id, conversation_id"
-        )
-    };
-}
-
-macro_rules! claim_send {
-    ($lock:literal) => {
-        concat!(
-            "UPDATE sends SET status = 'sending', claimed_at = $1
- WHERE id IN (
-   SELECT s.id FROM sends s WHERE s.status = 'pending' AND s.next_at <= $1 AND $2 = $2
-      AND NOT EXISTS (SELECT 1 FROM sends t WHERE t.shop_id = s.shop_id AND t.conversation_id = s.conversation_id
-                       AND t.id < s.id AND t.status IN ('pending', 'sending'))
-    ORDER BY s.next_at, s.id LIMIT 32",
-            $lock,
-            ")
- RETURNING id, shop_id, conversation_id, reply_to, text, by_person, idempotency_key, attempts"
-        )
-    };
-}
-
-macro_rules! reclaim_send {
-    ($lock:literal) => {
-        concat!(
-            "UPDATE sends SET claimed_at = $1
- WHERE id = (SELECT id FROM sends WHERE status = 'sending' AND claimed_at < $2 ORDER BY id LIMIT 1",
-            $lock,
-            ")
- RETURNING id, shop_id, conversation_id, reply_to, text, by_person, idempotency_key, attempts"
-        )
-    };
-}
-
-/// Claims up to `$4` of the oldest pending inbox messages whose conversations have nothing
-/// earlier unfinished (conversations in order, different conversations in parallel; so a batch
-/// holds at most one message per conversation). `$3` is unused here; see [`RECLAIM_INBOX_PG`].
-pub const CLAIM_INBOX_PG: &str = claim_inbox!(" FOR UPDATE SKIP LOCKED");
-/// The SQLite form of [`CLAIM_INBOX_PG`].
-pub const CLAIM_INBOX_SQLITE: &str = claim_inbox!("");
-/// Takes over a claim older than the lease (`$3`): its holder died mid-message. `$4` is unused.
-pub const RECLAIM_INBOX_PG: &str = reclaim_inbox!(" FOR UPDATE SKIP LOCKED");
-/// The SQLite form of [`RECLAIM_INBOX_PG`].
-pub const RECLAIM_INBOX_SQLITE: &str = reclaim_inbox!("");
-/// Claims up to 32 sends that are due, never one with an earlier unsent send in its
-/// conversation (replies arrive in order).
-pub const CLAIM_SEND_PG: &str = claim_send!(" FOR UPDATE SKIP LOCKED");
-/// The SQLite form of [`CLAIM_SEND_PG`].
-pub const CLAIM_SEND_SQLITE: &str = claim_send!("");
-/// Takes over a send whose sender died (claimed longer ago than `$2`).
-pub const RECLAIM_SEND_PG: &str = reclaim_send!(" FOR UPDATE SKIP LOCKED");
-/// The SQLite form of [`RECLAIM_SEND_PG`].
-pub const RECLAIM_SEND_SQLITE: &str = reclaim_send!("");
+pub mod audit;
+pub mod autonomy;
+pub mod calls;
+pub mod conversations;
+pub mod drafts;
+pub mod handoffs;
+pub mod inbox;
+pub mod orders;
+pub mod outbox;
+pub mod promises;
+pub mod sends;
+pub mod users;
