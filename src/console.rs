@@ -629,11 +629,13 @@ async fn check(State(c): State<Arc<Console>>, Extension(me): Extension<Sess>, Js
 mod tests {
     use super::*;
 
+    /// A text, its spans, and the (text, label) segments expected.
+    type Case<'a> = (&'a str, Vec<([usize; 2], String)>, Vec<(&'a str, Option<&'a str>)>);
+
     #[test]
     fn spans_cut_the_text_into_labelled_segments() {
         let span = |a: usize, b: usize, l: &str| ([a, b], l.to_owned());
-        // (text, spans, expected (text, label) pairs)
-        let table: Vec<(&str, Vec<([usize; 2], String)>, Vec<(&str, Option<&str>)>)> = vec![
+        let table: Vec<Case<'_>> = vec![
             ("abcdef", vec![], vec![("abcdef", None)]),
             ("abcdef", vec![span(1, 3, "x")], vec![("a", None), ("bc", Some("x")), ("def", None)]),
             // Overlaps keep the first span's label.
