@@ -406,7 +406,6 @@ mod tests {
     use super::*;
 
     #[test]
-<<<<<<< HEAD:src/service/chatwoot.rs
     fn timestamps_that_overflow_are_stale() {
         let now = 1_700_000_000_i64;
         for ts in [now.wrapping_add(i64::MIN), i64::MIN, i64::MAX, now - TOLERANCE_SECONDS - 1] {
@@ -414,7 +413,8 @@ mod tests {
             assert_eq!(got, Err(SignatureError::Stale), "ts {ts}");
         }
     }
-=======
+
+    #[test]
     fn the_url_token_is_read_from_the_query() {
         // (query, expected token, matches)
         let table = [
@@ -454,5 +454,4 @@ mod tests {
         }
         assert_eq!(verify_signature(b"other", Some(&t), Some(&good), body, ts), Err(SignatureError::Mismatch));
     }
->>>>>>> layers:src/adapters/chatwoot.rs
 }
