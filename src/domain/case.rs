@@ -11,8 +11,8 @@ use aho_corasick::{AhoCorasick, MatchKind};
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
+use super::policy::Policy;
 use super::{Analysis, catalog::LoadError, event::InboundEvent, money::Money, normalize::Normalizer};
-use crate::config::Settings;
 
 /// Where a case stands (seed 001's flow).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -359,7 +359,7 @@ pub struct Input<'a> {
     /// Follow-up signals.
     pub signals: Signals,
     /// The shop.
-    pub settings: &'a Settings,
+    pub settings: &'a Policy,
     /// Now.
     pub now: Timestamp,
 }

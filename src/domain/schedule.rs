@@ -106,6 +106,23 @@ impl Budget {
         self.within
     }
 
+    /// Why the budget allows nothing, in words for people (API errors, the console's detail line,
+    /// the audit): says how many within what span, and that a new anchor renews it.
+    #[must_use]
+    pub fn explain(&self, why: Spent) -> String {
+        let span = self.within.map_or_else(String::new, |w| format!(" within {} h", w.as_hours()));
+        match why {
+            Spent::Exhausted => format!(
+                "the channel's reply budget is spent: {} replies{span} after the buyer's latest message; it renews when the buyer writes again",
+                self.max
+            ),
+            Spent::Expired => format!(
+                "the channel allows replies only{span} after the buyer's latest message, and that time is over; it renews when the buyer writes again"
+            ),
+            Spent::NoAnchor => "the channel allows replies only after a buyer message, and none is recorded".into(),
+        }
+    }
+
     /// Where the budget stands at `at` after `used` actions since `anchor`. Without a span the
     /// anchor and the time do not matter.
     #[must_use]

@@ -14,14 +14,14 @@ use jiff::{SignedDuration, Timestamp};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use shouhou::{
-    domain::schedule::{Budget, BudgetError, CallPolicy, History, Reason, Spent},
-    wecom::{
+    adapters::wecom::{
         crypto::{Crypto, CryptoError},
         kf::{ErrKind, SyncMsg, err_kind},
         map::{Mapped, map_message, split_conversation},
         token::TokenCache,
         xml,
     },
+    domain::schedule::{Budget, BudgetError, CallPolicy, History, Reason, Spent},
 };
 
 use crate::support::root;
@@ -465,7 +465,7 @@ fn wecom_settings_are_checked() {
 /// variable named.
 #[test]
 fn wecom_secrets_are_required() {
-    use shouhou::service::wecom::WecomConfig;
+    use shouhou::config::wecom::WecomConfig;
     let s = settings_with("[wecom]\ncorp_id = \"ww1\"\n[wecom.shops]\nshop-1 = [\"wk1\"]\n").unwrap();
     let f = s.wecom.unwrap();
     let some = |v: &str| Some(v.to_owned());
@@ -486,7 +486,7 @@ fn wecom_secrets_are_required() {
 /// The msgid is a valid WeCom msgid (at most 32 of `[0-9a-zA-Z_-]`) and the same for one key.
 #[test]
 fn msgids_are_stable_and_valid() {
-    use shouhou::service::wecom::msgid_for;
+    use shouhou::adapters::wecom::msgid_for;
     let a = msgid_for("shop-1:from_msgid_4622416642169452483:auto");
     assert_eq!(a, msgid_for("shop-1:from_msgid_4622416642169452483:auto"));
     assert_ne!(a, msgid_for("shop-1:from_msgid_4622416642169452483:draft7"));

@@ -19,19 +19,19 @@ use axum::{
 use regex::Regex;
 use serde_json::{Value, json};
 use shouhou::{
-    config::WecomFile,
-    service::{
-        ServiceConfig, run,
-        store::{Arg, Col},
-        wecom::{WecomConfig, msgid_for},
+    adapters::wecom::{crypto::Crypto, msgid_for},
+    app as run,
+    config::{
+        ServiceConfig, WecomFile,
+        wecom::{ServiceStates, WecomConfig},
     },
-    wecom::{ServiceStates, crypto::Crypto},
+    store::{Arg, Col},
 };
 use tokio::net::TcpListener;
 
 use crate::{
-    service::{TOKEN, assistant_owned},
-    support::{pg_url, root, sqlite_url, wait_until},
+    service::TOKEN,
+    support::{assistant_owned, pg_url, root, sqlite_url, wait_until},
 };
 
 const CB_TOKEN: &str = "QDG6eK";
@@ -296,14 +296,14 @@ fn text_msg(id: &str, n: u32, text: &str, ago_s: i64) -> Value {
 }
 
 async fn count(r: &run::Running, sql: &'static str, args: &[Arg]) -> i64 {
-    r.shared.store.rows(sql, args, &[Col::I("n")]).await.unwrap().first().map_or(0, |row| row[0].i())
+    r.state.store.select(sql, args, &[Col::I("n")]).await.unwrap().first().map_or(0, |row| row[0].i())
 }
 
 async fn owner(r: &run::Running, c: &str) -> String {
     let rows = r
-        .shared
+        .state
         .store
-        .rows(
+        .select(
             "SELECT owner FROM conversations WHERE shop_id = 'shop-1' AND conversation_id = $1",
             &[Arg::T(c.to_owned())],
             &[Col::T("owner")],
@@ -395,7 +395,7 @@ async fn conversation_body(db: &str) {
     assert_eq!(sent[0]["msgid"].as_str().unwrap(), msgid_for("shop-1:from_msgid_1001:auto"));
     let syncs = fake.with(|a| a.syncs.clone());
     assert_eq!(syncs[0], (String::new(), "SYNC-T1".to_owned(), KF.to_owned()), "pulled with the callback's token");
-    let cursor = r.shared.store.rows("SELECT cursor FROM wecom_cursors", &[], &[Col::T("cursor")]).await.unwrap();
+    let cursor = r.state.store.select("SELECT cursor FROM wecom_cursors", &[], &[Col::T("cursor")]).await.unwrap();
     assert_eq!(cursor[0][0].t(), "c1");
     // The replay: acknowledged, nothing pulled again.
     let (code, _) = post_sealed(&base, "shop-1", &s1.signature, &s1.timestamp, "n-cb1", &s1.encrypt).await;
@@ -512,7 +512,7 @@ async fn queue_ids(base: &str) -> Vec<(i64, String)> {
 
 /// Logs the demo agent into the console: (cookie, csrf token).
 async fn console_login(r: &run::Running, base: &str) -> (String, String) {
-    shouhou::service::console::upsert_user(&r.shared.store, "agent", "agent-demo-pass", shouhou::service::Role::Agent)
+    shouhou::accounts::upsert_user(&r.state.store, "agent", "agent-demo-pass", shouhou::domain::role::Role::Agent)
         .await
         .unwrap();
     let res = reqwest::Client::builder()
@@ -573,9 +573,9 @@ async fn budget_body(db: &str) {
     // A send that got past the review anyway (written straight into the table) is held by the
     // sender, with the reason.
     let now = jiff::Timestamp::now().as_millisecond();
-    r.shared
+    r.state
         .store
-        .apply(&[shouhou::service::store::Stmt {
+        .apply(&[shouhou::store::Stmt {
             sql: "INSERT INTO sends (draft_id, shop_id, conversation_id, reply_to, text, by_person, idempotency_key, next_at, created_at)
                   VALUES ($1, 'shop-1', $2, 'm-2', 'extra', 1, 'bypass-1', $3, $3)",
             args: vec![Arg::I(id), Arg::T(conv(4)), Arg::I(now)],
@@ -782,14 +782,14 @@ async fn sigkill_between_sync_pages() {
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
 
-    let store = shouhou::service::store::Store::connect(&db).await.unwrap();
+    let store = shouhou::store::Store::connect(&db).await.unwrap();
     let n = |sql: &'static str| {
         let store = store.clone();
-        async move { store.rows(sql, &[], &[Col::I("n")]).await.unwrap()[0][0].i() }
+        async move { store.select(sql, &[], &[Col::I("n")]).await.unwrap()[0][0].i() }
     };
     assert_eq!(n("SELECT COUNT(*) AS n FROM inbox").await, 3, "the first page is stored");
     let cur = store
-        .rows("SELECT cursor, pending_token FROM wecom_cursors", &[], &[Col::T("cursor"), Col::T("pending_token")])
+        .select("SELECT cursor, pending_token FROM wecom_cursors", &[], &[Col::T("cursor"), Col::T("pending_token")])
         .await
         .unwrap();
     assert_eq!(
@@ -802,10 +802,10 @@ async fn sigkill_between_sync_pages() {
     fake.with(|a| a.hang_on = None);
     let mut child = spawn();
     assert!(up().await, "service up again");
-    let store = shouhou::service::store::Store::connect(&db).await.unwrap();
+    let store = shouhou::store::Store::connect(&db).await.unwrap();
     let drafted = || {
         let store = store.clone();
-        async move { store.rows("SELECT COUNT(*) AS n FROM drafts", &[], &[Col::I("n")]).await.unwrap()[0][0].i() == 6 }
+        async move { store.select("SELECT COUNT(*) AS n FROM drafts", &[], &[Col::I("n")]).await.unwrap()[0][0].i() == 6 }
     };
     assert!(wait_until(drafted, 30).await, "all six drafted after the restart");
     assert!(wait_until(|| async { fake.sent_texts().len() >= 6 }, 30).await, "and answered");
@@ -813,7 +813,7 @@ async fn sigkill_between_sync_pages() {
     child.kill().unwrap();
     child.wait().unwrap();
     let rows = store
-        .rows(
+        .select(
             "SELECT message_id, COUNT(*) AS n FROM inbox GROUP BY message_id",
             &[],
             &[Col::T("message_id"), Col::I("n")],
@@ -829,6 +829,6 @@ async fn sigkill_between_sync_pages() {
     msgids.sort();
     msgids.dedup();
     assert_eq!(msgids.len(), 6, "one reply per message");
-    let cur = store.rows("SELECT pending_token FROM wecom_cursors", &[], &[Col::T("pending_token")]).await.unwrap();
+    let cur = store.select("SELECT pending_token FROM wecom_cursors", &[], &[Col::T("pending_token")]).await.unwrap();
     assert_eq!(cur[0][0].opt(), None, "the pull finished");
 }
