@@ -263,7 +263,6 @@ struct CallbackQuery {
 }
 
 /// `GET` (URL verification) and `POST` (events) on `/v1/wecom/{shop}`.
-#[allow(clippy::needless_pass_by_value)]
 pub fn router(shared: Arc<AppState>, wecom: Arc<Wecom>) -> Router {
     Router::new()
         .route("/v1/wecom/{shop}", get(verify).post(callback))
