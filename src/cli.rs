@@ -565,6 +565,9 @@ pub fn replay(a: &Assistant, src: &str, json: bool, out: &mut impl Write) -> Res
                 Some(r) => writeln!(out, "    bot: {r}")?,
                 None => writeln!(out, "    bot: (no draft: a person answers)")?,
             }
+            if !d.needs.is_empty() {
+                writeln!(out, "    needs: {}", d.needs.join(", "))?;
+            }
             for act in &d.actions {
                 writeln!(out, "    action: {}", serde_json::to_string(act)?)?;
             }

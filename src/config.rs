@@ -30,6 +30,9 @@ pub struct ConfigFile {
     pub sla: Sla,
     /// Phone-call policy.
     pub calls: CallsFile,
+    /// How parcels are judged (optional).
+    #[serde(default)]
+    pub logistics: LogisticsFile,
     /// When an intent has earned automatic sending (the console's autonomy page).
     #[serde(default)]
     pub autonomy: AutonomyFile,
@@ -71,6 +74,25 @@ fn default_min_drafts() -> u32 {
 
 fn default_min_unedited() -> f64 {
     0.95
+}
+
+/// `[logistics]`: how the parcel's tracking is read.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogisticsFile {
+    /// Hours without a new tracking event after which a parcel counts as stuck.
+    #[serde(default = "default_stuck_hours")]
+    pub stuck_hours: u32,
+}
+
+impl Default for LogisticsFile {
+    fn default() -> Self {
+        Self { stuck_hours: default_stuck_hours() }
+    }
+}
+
+fn default_stuck_hours() -> u32 {
+    48
 }
 
 /// `[webhooks]`: where shouhou's own events are delivered (Standard Webhooks).
@@ -352,6 +374,8 @@ pub struct Settings {
     pub authority: BTreeMap<String, Authority>,
     /// Promise times.
     pub sla: Sla,
+    /// Hours without a tracking event after which a parcel is stuck.
+    pub stuck_hours: u32,
     /// Call policy.
     pub calls: CallPolicy,
     /// The autonomy bar.
@@ -454,6 +478,9 @@ impl Settings {
                 return Err(err(&format!("sla.{k}"), "must be at least 1 hour".into()));
             }
         }
+        if file.logistics.stuck_hours == 0 {
+            return Err(err("logistics.stuck_hours", "must be at least 1 hour".into()));
+        }
         let webhooks = webhooks(&file.webhooks).map_err(|(k, p)| err(&k, p))?;
         if let Some(t) = &file.tmc {
             if !(t.url.starts_with("ws://") || t.url.starts_with("wss://")) {
@@ -485,6 +512,7 @@ impl Settings {
             rotten_late_days: file.compensation.rotten_late_days,
             authority,
             sla: file.sla,
+            stuck_hours: file.logistics.stuck_hours,
             calls,
             autonomy: file.autonomy,
             tmc,

@@ -12,6 +12,7 @@ pub mod classify;
 pub mod draft;
 pub mod entity;
 pub mod event;
+pub mod facts;
 pub mod guard;
 pub mod money;
 pub mod normalize;
