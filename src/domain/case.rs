@@ -246,7 +246,7 @@ pub struct Signals {
     pub storage: bool,
     /// Nothing but greetings, thanks and acknowledgements.
     pub courtesy_only: bool,
-    /// Refers to something the shop said or showed before ("之前说今天发货").
+    /// Refers to something the shop said or showed before.
     pub earlier_promise: bool,
     /// Asks for something besides what the intents found cover (set by the drafting step,
     /// which knows the intents' evidence).
