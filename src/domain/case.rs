@@ -586,6 +586,20 @@ pub fn plan(input: &Input<'_>) -> Plan {
     if requests > 1 || input.signals.other_request || (order[0] == "greeting" && !input.signals.courtesy_only) {
         needs.push(SINGLE_REQUEST);
     }
+    // Facts dated after the message are not current: nothing is sent on them without a person.
+    if let Some(o) = input.event.order.as_ref() {
+        let last_event = o.logistics.as_ref().and_then(|l| l.last_event_at);
+        for (t, name) in [
+            (o.paid_at, "order.paid_at"),
+            (o.shipped_at, "order.shipped_at"),
+            (o.signed_at, "order.signed_at"),
+            (last_event, "order.logistics.last_event_at"),
+        ] {
+            if t.is_some_and(|t| t > input.now) {
+                needs.push(name);
+            }
+        }
+    }
     for (i, intent) in order.iter().enumerate().take(3) {
         let part = flow(intent, input, &case);
         if i == 0 {

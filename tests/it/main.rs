@@ -7,6 +7,7 @@ mod console;
 mod corpus;
 mod draft;
 mod entity;
+mod grounded;
 mod guard;
 mod normalize;
 mod outbox;
