@@ -563,17 +563,22 @@ pub async fn order_context(
     let rows = s
         .store
         .rows(
-            "SELECT trade_status, refund_status FROM orders WHERE shop_id = $1 AND order_id = $2",
+            "SELECT trade_status, refund_status, refund_fee FROM orders WHERE shop_id = $1 AND order_id = $2",
             &[Arg::T(shop.to_owned()), Arg::T(order_id.clone())],
-            &[Col::T("trade_status"), Col::T("refund_status")],
+            &[Col::T("trade_status"), Col::T("refund_status"), Col::T("refund_fee")],
         )
         .await?;
     if let Some(row) = rows.first() {
+        let had_refund = order.refund_status.as_deref().is_some_and(|s| !s.trim().is_empty());
         merge_statuses(
             order,
             row[0].opt().as_deref().and_then(effects::order_status),
             row[1].opt().as_deref().and_then(effects::refund_status),
         );
+        // The stored amount belongs to the stored refund: it fills in only with its status.
+        if !had_refund && order.refund_status.is_some() && order.refund_amount.is_none() {
+            order.refund_amount = row[2].opt().filter(|f| crate::domain::money::Money::parse(f).is_ok());
+        }
     }
     if order.status.as_deref() == Some(CLOSED) {
         // Calls requested earlier on this conversation are cancelled with their events; the
