@@ -359,8 +359,7 @@ pub fn run(cli: Cli) -> Result<u8> {
             let mut out = io::stdout().lock();
             let mut tally = AutoTally::default();
             for file in &file {
-                let src =
-                    std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+                let src = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
                 let res = if auto {
                     writeln!(out, "## {}", file.file_name().unwrap_or_default().to_string_lossy())?;
                     replay_auto(&a, &src, &mut out, &mut tally)
@@ -657,8 +656,7 @@ pub fn replay_auto(a: &Assistant, src: &str, out: &mut impl Write, tally: &mut A
             (crate::domain::case::Route::Auto, Some(r)) => writeln!(out, "    sent: {r}")?,
             (route, _) => {
                 let route = serde_json::to_value(route)?;
-                let needs =
-                    if d.needs.is_empty() { String::new() } else { format!("; needs {}", d.needs.join(", ")) };
+                let needs = if d.needs.is_empty() { String::new() } else { format!("; needs {}", d.needs.join(", ")) };
                 writeln!(out, "    held: {}{needs}", route.as_str().unwrap_or_default())?;
             }
         }

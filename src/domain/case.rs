@@ -648,19 +648,17 @@ pub fn plan(input: &Input<'_>) -> Plan {
     // A promise already standing is quoted, not renewed: the new one is dropped and the
     // templates see the earlier due time (for the kinds whose templates quote it).
     actions.retain(|a| match a {
-        Action::Promise { what, .. } if QUOTED.contains(what) => match case
-            .promises
-            .iter()
-            .find(|p| p.what == *what && p.due_at > input.now)
-        {
-            Some(p) => {
-                if !pv.promised.iter().any(|(w, _)| w == what) {
-                    pv.promised.push(((*what).to_owned(), p.due_at));
+        Action::Promise { what, .. } if QUOTED.contains(what) => {
+            match case.promises.iter().find(|p| p.what == *what && p.due_at > input.now) {
+                Some(p) => {
+                    if !pv.promised.iter().any(|(w, _)| w == what) {
+                        pv.promised.push(((*what).to_owned(), p.due_at));
+                    }
+                    false
                 }
-                false
+                None => true,
             }
-            None => true,
-        },
+        }
         _ => true,
     });
     // Only the quoted kinds are kept: the others are renewed by each reply that makes them.
@@ -1000,7 +998,8 @@ fn shipping_urge(input: &Input<'_>, case: &Case) -> Part {
                 p.actions.push(promise(input, "callback", s.sla.callback_hours));
                 return p;
             }
-            let mut p = faq_part("shipping_urge.answer", Group::Reception, Some(Action::Promise { what: "ship", due_at: due }));
+            let mut p =
+                faq_part("shipping_urge.answer", Group::Reception, Some(Action::Promise { what: "ship", due_at: due }));
             p.vars.ship_due = Some(due);
             p.vars.ship_due_by_order = by_order;
             p

@@ -16,8 +16,8 @@ use super::{
     catalog::LoadError,
     event::InboundEvent,
     guard::{Guard, GuardContext, Protected, Verdict},
-    schedule::History,
     money::Money,
+    schedule::History,
     templates::{Templates, fnv1a},
 };
 use crate::config::Settings;
@@ -238,7 +238,11 @@ impl Assistant {
             };
             let nonempty = |x: &Option<String>| x.as_deref().map(str::trim).filter(|x| !x.is_empty()).map(|x| json!(x));
             if let Some(o) = o {
-                fact(&mut v, "refund_amount", o.refund_amount.as_deref().and_then(|a| Money::parse(a).ok()).map(|m| json!(m.to_string())));
+                fact(
+                    &mut v,
+                    "refund_amount",
+                    o.refund_amount.as_deref().and_then(|a| Money::parse(a).ok()).map(|m| json!(m.to_string())),
+                );
                 fact(&mut v, "refund_to", nonempty(&o.refund_to));
                 fact(&mut v, "paid_at", o.paid_at.map(|t| when(t, tz)));
                 fact(&mut v, "shipped_at", o.shipped_at.map(|t| when(t, tz)));

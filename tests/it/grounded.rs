@@ -249,23 +249,47 @@ fn states() -> Vec<(&'static str, Option<Value>)> {
             "status paid but shipped_at set",
             Some(with(base("paid"), json!({"paid_at": at(30), "shipped_at": at(10), "logistics": moving.clone()}))),
         ),
-        ("shipped, moving", Some(with(base("shipped"), json!({"paid_at": at(30), "shipped_at": at(10), "logistics": moving})))),
-        ("shipped, stuck", Some(with(base("shipped"), json!({"paid_at": at(120), "shipped_at": at(100), "logistics": stuck})))),
+        (
+            "shipped, moving",
+            Some(with(base("shipped"), json!({"paid_at": at(30), "shipped_at": at(10), "logistics": moving}))),
+        ),
+        (
+            "shipped, stuck",
+            Some(with(base("shipped"), json!({"paid_at": at(120), "shipped_at": at(100), "logistics": stuck}))),
+        ),
         (
             "carrier says signed, status shipped",
-            Some(with(base("shipped"), json!({"paid_at": at(90), "shipped_at": at(70), "logistics": {"tracking_no": "ZT7700001234", "signed": true}}))),
+            Some(with(
+                base("shipped"),
+                json!({"paid_at": at(90), "shipped_at": at(70), "logistics": {"tracking_no": "ZT7700001234", "signed": true}}),
+            )),
         ),
         ("signed 20 h ago", Some(signed.clone())),
         ("signed 8 days ago", Some(with(signed.clone(), json!({"signed_at": at(8 * 24)})))),
         ("refund none", Some(with(signed.clone(), json!({"refund_status": "none"})))),
-        ("refund waiting for the shop", Some(with(signed.clone(), json!({"refund_status": "wait_seller_agree", "refund_amount": "199.00"})))),
+        (
+            "refund waiting for the shop",
+            Some(with(signed.clone(), json!({"refund_status": "wait_seller_agree", "refund_amount": "199.00"}))),
+        ),
         ("refund approved", Some(with(signed.clone(), json!({"refund_status": "wait_buyer_return_goods"})))),
         ("refund goods returning", Some(with(signed.clone(), json!({"refund_status": "wait_seller_confirm_goods"})))),
-        ("refunded", Some(with(signed.clone(), json!({"refund_status": "success", "refund_amount": "199.00", "refund_to": "支付宝账户"})))),
+        (
+            "refunded",
+            Some(with(
+                signed.clone(),
+                json!({"refund_status": "success", "refund_amount": "199.00", "refund_to": "支付宝账户"}),
+            )),
+        ),
         ("refund refused", Some(with(signed.clone(), json!({"refund_status": "seller_refused"})))),
         ("refund status unknown to us", Some(with(signed.clone(), json!({"refund_status": "wait_platform_review"})))),
-        ("fresh item, signed", Some(with(signed.clone(), json!({"items": [{"title": "鸡腿", "category": "fresh", "price": "39.90"}]})))),
-        ("item without category, signed", Some(with(signed, json!({"items": [{"title": "保温杯", "price": "59.00"}]})))),
+        (
+            "fresh item, signed",
+            Some(with(signed.clone(), json!({"items": [{"title": "鸡腿", "category": "fresh", "price": "39.90"}]}))),
+        ),
+        (
+            "item without category, signed",
+            Some(with(signed, json!({"items": [{"title": "保温杯", "price": "59.00"}]}))),
+        ),
     ]
 }
 
@@ -435,7 +459,8 @@ fn promises_match_what_was_said_before() {
     assert!(has_promise(&first, "ship"));
     let due = promised_ship(&first.case).unwrap();
     // Asked again three hours later: the same date, no second promise.
-    let later = assistant().draft(&first.case, &event("怎么还不发货", paid.clone()), now() + SignedDuration::from_hours(3));
+    let later =
+        assistant().draft(&first.case, &event("怎么还不发货", paid.clone()), now() + SignedDuration::from_hours(3));
     assert_eq!(steps(&later), ["shipping_urge.promised"]);
     assert!(!has_promise(&later, "ship"), "not renewed: {:?}", later.actions);
     assert!(later.reply.unwrap().contains(&local(due)));
@@ -459,7 +484,8 @@ fn promises_match_what_was_said_before() {
 /// the new parcel and refund fields are optional and checked.
 #[test]
 fn the_event_format_stays_backward_compatible() {
-    let minimal = r#"{"message_id": "m", "conversation_id": "c", "sender": {"account_id": "a"}, "text": "什么时候发货"}"#;
+    let minimal =
+        r#"{"message_id": "m", "conversation_id": "c", "sender": {"account_id": "a"}, "text": "什么时候发货"}"#;
     assert!(InboundEvent::parse(minimal).is_ok());
     let full = json!({"message_id": "m", "conversation_id": "c", "sender": {"account_id": "a"}, "text": "x",
         "order": {"logistics": {"carrier": "中通快递"}, "refund_amount": "12.50", "refund_to": "余额", "ship_by": at(-1)}});
