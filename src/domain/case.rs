@@ -881,7 +881,11 @@ fn flow(intent: &str, input: &Input<'_>, case: &Case) -> Part {
             p.offer = Some(what);
             p
         }
-        "not_received" => match facts::shipping(input.event.order.as_ref(), input.now, limits(s)) {
+        "not_received" => match if input.event.order.is_some() && !orderer {
+            Shipping::Unknown("order.buyer_account_id")
+        } else {
+            facts::shipping(input.event.order.as_ref(), input.now, limits(s))
+        } {
             // Not shipped yet: what the buyer waits for is the shipment.
             Shipping::Due { .. } | Shipping::Late { .. } | Shipping::Unpaid => flow("shipping_urge", input, case),
             Shipping::Sent(parcel) => not_received(input, parcel),
@@ -959,7 +963,12 @@ fn shipping_urge(input: &Input<'_>, case: &Case) -> Part {
     let s = input.settings;
     let order = input.event.order.as_ref();
     let earlier = case.promises.iter().find(|p| p.what == "ship");
-    let state = facts::shipping(order, input.now, limits(s));
+    // The order's facts are told only to the account that placed it.
+    let state = if order.is_some() && !input.event.from_orderer() {
+        Shipping::Unknown("order.buyer_account_id")
+    } else {
+        facts::shipping(order, input.now, limits(s))
+    };
     // The conversation's own promise counts like the order's deadline: past it is late.
     let state = match (state, earlier) {
         (Shipping::Due { due, .. }, Some(p)) if p.due_at <= input.now => Shipping::Late { due: due.min(p.due_at) },

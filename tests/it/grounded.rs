@@ -334,6 +334,15 @@ fn truth_table_shipping_urge() {
     let shipped_bare = states().into_iter().find(|(n, _)| *n == "shipped, no parcel data").unwrap().1;
     let d = check("什么时候发货啊", shipped_bare, &Case::default());
     assert!(d.needs.contains(&"order.logistics.tracking_no".to_owned()), "{:?}", d.needs);
+    // Another account asks about the order: none of its facts, a person answers.
+    let moving = states().into_iter().find(|(n, _)| *n == "shipped, moving").unwrap().1.unwrap();
+    for buyer in [json!("tb_someone_else"), Value::Null] {
+        let d =
+            check("什么时候发货啊", Some(with(moving.clone(), json!({"buyer_account_id": buyer}))), &Case::default());
+        assert_eq!((steps(&d)[0], route(&d)), ("shipping_urge.check", "review"));
+        assert_eq!(d.needs, ["order.buyer_account_id"]);
+        assert!(!d.reply.unwrap().contains("ZT7700001234"));
+    }
 }
 
 /// not_received × every state.
