@@ -229,6 +229,25 @@ impl InboundEvent {
         self.order.as_ref().and_then(|o| o.buyer_account_id.as_deref()).is_some_and(|b| b == self.sender.account_id)
     }
 
+    /// Moves every time of the event by `by` (the message, the order's dates, the parcel's
+    /// latest event): a recorded conversation replayed today keeps its orders as they stood.
+    pub fn shift_times(&mut self, by: jiff::SignedDuration) {
+        let mv = |t: &mut Option<Timestamp>| {
+            if let Some(x) = t.as_mut() {
+                *x = x.checked_add(by).unwrap_or(*x);
+            }
+        };
+        mv(&mut self.sent_at);
+        if let Some(o) = self.order.as_mut() {
+            for t in [&mut o.paid_at, &mut o.ship_by, &mut o.shipped_at, &mut o.signed_at] {
+                mv(t);
+            }
+            if let Some(l) = o.logistics.as_mut() {
+                mv(&mut l.last_event_at);
+            }
+        }
+    }
+
     /// Whether a photo or video came with the message.
     #[must_use]
     pub fn has_visual_evidence(&self) -> bool {

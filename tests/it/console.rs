@@ -973,26 +973,11 @@ fn validate_checks_the_console_templates() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("has no queue.html"));
 }
 
-/// A demo event with every time moved so that the demo's latest moment is now: the service
-/// drafts at the clock, and the demo's orders must stand as they did when it was written.
+/// A demo event with every time moved so that the demo's latest moment is now, as `serve
+/// --demo` does: the service drafts at the clock, and the demo's orders must stand as written.
 fn shift_to_now(line: &str) -> String {
-    fn walk(v: &mut serde_json::Value, by: jiff::SignedDuration) {
-        match v {
-            serde_json::Value::String(s) => {
-                if s.len() >= 20
-                    && let Ok(t) = s.parse::<jiff::Timestamp>()
-                {
-                    *s = (t + by).to_string();
-                }
-            }
-            serde_json::Value::Array(a) => a.iter_mut().for_each(|x| walk(x, by)),
-            serde_json::Value::Object(m) => m.values_mut().for_each(|x| walk(x, by)),
-            _ => {}
-        }
-    }
     let latest: jiff::Timestamp = "2026-11-22T20:30:00+08:00".parse().unwrap();
-    let by = jiff::Timestamp::now().duration_since(latest);
-    let mut v: serde_json::Value = serde_json::from_str(line).unwrap();
-    walk(&mut v, by);
-    v.to_string()
+    let mut ev = shouhou::domain::event::InboundEvent::parse(line).unwrap();
+    ev.shift_times(jiff::Timestamp::now().duration_since(latest));
+    serde_json::to_string(&ev).unwrap()
 }
