@@ -735,6 +735,14 @@ async fn autonomy_is_earned_and_honoured_by_the_pipeline() {
     let id = env.draft_id("auto-1").await;
     assert_eq!(env.status(id).await, "auto");
     env.received(sent_before + 1).await;
+    // Not a draft whose order data is not current (it names what it needs): that one waits.
+    let future = (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(5)).to_string();
+    let line = json!({"message_id": "auto-needs", "shop_id": "shop-1", "conversation_id": "c-auto-needs",
+                      "sender": {"account_id": "b7"}, "text": "我买的鸡腿刚打开发现都臭了",
+                      "order": {"order_id": "1", "buyer_account_id": "b7", "status": "signed", "signed_at": future}})
+    .to_string();
+    env.send_event(&line).await;
+    assert_eq!(env.status(env.draft_id("auto-needs").await).await, "pending_review");
     // Off again: the next one waits for review.
     let (s, _, _) = sup.submit("/console/autonomy/rotten_food", &[("enabled", "0")]).await;
     assert_eq!(s, 303);

@@ -624,3 +624,38 @@ fn writeln_golden(out: &mut Vec<u8>, name: &str, src: &str, tally: &mut AutoTall
     writeln!(out, "## {name}").unwrap();
     replay_auto(assistant(), src, out, tally).unwrap();
 }
+
+/// `shouhou replay --auto FILE…`: what would have gone out, what was held and why, the share
+/// per intent; `draft` names the missing facts in its JSON.
+#[test]
+fn the_cli_replays_what_would_go_out_and_drafts_name_their_needs() {
+    let dir = root().join("tests/fixtures/replay");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_shouhou"))
+        .arg("replay")
+        .arg("--auto")
+        .arg(dir.join("02_ship_within_sla_then_urged_again.jsonl"))
+        .arg(dir.join("08_ship_paid_without_time.jsonl"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("## 02_ship_within_sla_then_urged_again.jsonl"), "{text}");
+    assert!(text.contains("    sent: ") && text.contains("held: review; needs order.paid_at"), "{text}");
+    assert!(text.contains("answered automatically: 1 of 3 messages (33%)"), "{text}");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_shouhou"))
+        .args(["draft", "--at", "2026-11-22T10:15:00+08:00"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(serde_json::to_string(&event("什么时候发货啊", Some(base("paid")))).unwrap().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((v["route"].as_str(), &v["needs"]), (Some("review"), &json!(["order.paid_at"])), "{v}");
+}
