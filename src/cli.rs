@@ -1,6 +1,6 @@
 //! The command line: argument parsing and the commands that only need the pure core.
 //!
-//! Output contract (DESIGN.md): JSON on stdout, one object per message; diagnostics on
+//! Output contract (docs/design.md): JSON on stdout, one object per message; diagnostics on
 //! stderr; exit code 0 on success, 1 when a check fails (eval below `--min-macro-f1`, a bad
 //! input line in batch mode), 2 on usage or load errors.
 
@@ -386,34 +386,31 @@ pub fn run(cli: Cli) -> Result<u8> {
         } => {
             init_logging(log_json);
             let a = std::sync::Arc::new(assistant()?);
+            // The service's own sections (webhooks, adapters); the shop's policy is in the assistant.
+            let settings = crate::config::Settings::load(&config)?;
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("tokio runtime")?;
             rt.block_on(async move {
                 if demo {
                     let convs = templates.parent().unwrap_or(Path::new(".")).join("demo").join("conversations");
-                    return crate::service::run::demo(a, &convs, keep_running, &listen).await.map(|()| 0);
+                    return crate::demo::demo(a, &convs, keep_running, &listen).await.map(|()| 0);
                 }
-                let shops = crate::service::run::parse_shop_secrets(
-                    &std::env::var("SHOUHOU_SHOP_SECRETS").unwrap_or_default(),
-                )?;
+                let shops =
+                    crate::config::parse_shop_secrets(&std::env::var("SHOUHOU_SHOP_SECRETS").unwrap_or_default())?;
                 let env = |k: &str| std::env::var(k).ok();
-                let websocket = a
-                    .settings
+                let websocket = settings
                     .websocket
                     .as_ref()
-                    .map(|w| {
-                        crate::service::websocket::WsConfig::from_file(w, env(crate::service::websocket::TOKEN_ENV))
-                    })
+                    .map(|w| crate::config::websocket::WsConfig::from_file(w, env(crate::config::websocket::TOKEN_ENV)))
                     .transpose()?;
-                let chatwoot = a
-                    .settings
+                let chatwoot = settings
                     .chatwoot
                     .as_ref()
                     .map(|c| {
-                        use crate::service::chatwoot::{ChatwootConfig, SECRET_ENV, TOKEN_ENV, URL_TOKEN_ENV};
+                        use crate::config::chatwoot::{ChatwootConfig, SECRET_ENV, TOKEN_ENV, URL_TOKEN_ENV};
                         ChatwootConfig::from_file(c, env(TOKEN_ENV), env(SECRET_ENV), env(URL_TOKEN_ENV))
                     })
                     .transpose()?;
-                let tmc = crate::service::tmc::resolve(a.settings.tmc.as_ref(), env(crate::service::tmc::SECRET_ENV))?;
+                let tmc = crate::config::tmc::resolve(settings.tmc.as_ref(), env(crate::config::tmc::SECRET_ENV))?;
                 // Signed webhook intake needs shop secrets unless an adapter brings the events.
                 if shops.is_empty() && websocket.is_none() && chatwoot.is_none() {
                     anyhow::bail!(
@@ -421,8 +418,8 @@ pub fn run(cli: Cli) -> Result<u8> {
                     );
                 }
                 let api_tokens =
-                    crate::service::run::parse_api_tokens(&std::env::var("SHOUHOU_API_TOKENS").unwrap_or_default())?;
-                let cfg = crate::service::ServiceConfig {
+                    crate::config::parse_api_tokens(&std::env::var("SHOUHOU_API_TOKENS").unwrap_or_default())?;
+                let cfg = crate::config::ServiceConfig {
                     database_url,
                     platform_url,
                     shops,
@@ -431,9 +428,9 @@ pub fn run(cli: Cli) -> Result<u8> {
                     processors,
                     rate_per_shop,
                     max_send_attempts: 12,
-                    webhooks: crate::service::outbox::Webhooks::new(
-                        &a.settings.webhooks,
-                        &crate::service::run::parse_named_secrets(
+                    webhooks: crate::config::webhooks::Webhooks::new(
+                        &settings.webhooks,
+                        &crate::config::parse_named_secrets(
                             "SHOUHOU_WEBHOOK_SECRETS",
                             &std::env::var("SHOUHOU_WEBHOOK_SECRETS").unwrap_or_default(),
                         )?,
@@ -445,17 +442,17 @@ pub fn run(cli: Cli) -> Result<u8> {
                 let listener = tokio::net::TcpListener::bind(&listen)
                     .await
                     .with_context(|| format!("cannot listen on {listen}"))?;
-                let running = crate::service::run::start(listener, a, cfg).await?;
+                let running = crate::app::start(listener, a, cfg).await?;
                 tracing::info!(addr = %running.addr, "shouhou serving");
                 eprintln!("shouhou serving on http://{}", running.addr);
-                crate::service::run::shutdown_signal().await;
+                crate::app::shutdown_signal().await;
                 tracing::info!("shutting down: finishing work in flight");
                 running.stop().await;
                 Ok(0)
             })
         }
         Command::User { command: UserCommand::Add { name, role, database_url } } => {
-            let role = crate::service::Role::parse(&role)
+            let role = crate::domain::role::Role::parse(&role)
                 .with_context(|| format!("unknown role `{role}` (part_time, agent, supervisor, admin)"))?;
             let password = match std::env::var("SHOUHOU_USER_PASSWORD") {
                 Ok(p) => p,
@@ -467,22 +464,22 @@ pub fn run(cli: Cli) -> Result<u8> {
             };
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("tokio runtime")?;
             let existed = rt.block_on(async {
-                let store = crate::service::store::Store::connect(&database_url).await.with_context(|| {
-                    format!("cannot open the database {}", crate::service::run::redact_url(&database_url))
-                })?;
-                crate::service::console::upsert_user(&store, &name, &password, role).await
+                let store = crate::store::Store::connect(&database_url)
+                    .await
+                    .with_context(|| format!("cannot open the database {}", crate::app::redact_url(&database_url)))?;
+                crate::accounts::upsert_user(&store, &name, &password, role).await
             })?;
             let mut out = io::stdout().lock();
             serde_json::to_writer(
                 &mut out,
-                &serde_json::json!({"user": name, "role": crate::service::console::role_name(role), "created": !existed}),
+                &serde_json::json!({"user": name, "role": role.name(), "created": !existed}),
             )?;
             writeln!(out)?;
             Ok(0)
         }
         Command::Validate => {
             let a = assistant()?;
-            let pages = crate::service::console::check_templates(&templates.join("console"))
+            let pages = crate::console::check_templates(&templates.join("console"))
                 .map_err(|e| anyhow::anyhow!("console templates: {e}"))?;
             let mut out = io::stdout().lock();
             writeln!(

@@ -18,8 +18,8 @@ use super::{
     facts::{self, Parcel, Refund, Returns, Shipping},
     money::Money,
     normalize::Normalizer,
+    policy::Policy,
 };
-use crate::config::Settings;
 
 /// Where a case stands (seed 001's flow).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -462,7 +462,7 @@ pub struct Input<'a> {
     /// Follow-up signals.
     pub signals: Signals,
     /// The shop.
-    pub settings: &'a Settings,
+    pub settings: &'a Policy,
     /// Now.
     pub now: Timestamp,
 }
@@ -511,7 +511,7 @@ pub const SINGLE_REQUEST: &str = "message.single_request";
 /// The need named when the buyer cites a promise this conversation holds no record of.
 pub const EARLIER_PROMISE: &str = "conversation.earlier_promise";
 
-fn limits(s: &Settings) -> facts::Limits {
+fn limits(s: &Policy) -> facts::Limits {
     facts::Limits { ship_hours: s.sla.ship_hours, stuck_hours: s.stuck_hours, return_days: RETURN_DAYS }
 }
 

@@ -10,6 +10,7 @@ use minijinja::{Value, value::Serde};
 use serde::Serialize;
 use serde_json::json;
 
+use super::policy::Policy;
 use super::{
     IntentHit, Understanding,
     case::{self, Action, Case, Dialogue, Group, Plan, Route, Stage},
@@ -20,7 +21,6 @@ use super::{
     schedule::History,
     templates::{Templates, fnv1a},
 };
-use crate::config::Settings;
 
 /// Everything drafting needs, loaded and validated.
 pub struct Assistant {
@@ -33,7 +33,7 @@ pub struct Assistant {
     /// Follow-up cues.
     pub dialogue: Dialogue,
     /// The shop's configuration.
-    pub settings: Settings,
+    pub settings: Policy,
     /// The templates directory these were loaded from (the console loads its pages there).
     pub templates_dir: std::path::PathBuf,
 }
@@ -67,13 +67,13 @@ pub struct Draft {
 }
 
 impl Assistant {
-    /// Loads intents from `intents`, templates and guard from `templates`, config from `config`.
+    /// Loads intents from `intents`, templates and guard from `templates`, and drafts under the
+    /// shop's `settings` (`Assistant::load`, in `crate::config`, reads them from the config file).
     ///
     /// # Errors
     /// The first invalid file, with its key and problem.
-    pub fn load(intents: &Path, templates: &Path, config: &Path) -> Result<Self, LoadError> {
+    pub fn load_with(intents: &Path, templates: &Path, settings: Policy) -> Result<Self, LoadError> {
         let understanding = Understanding::load(intents)?;
-        let settings = Settings::load(config)?;
         let normalizer = &understanding.catalog.normalizer;
         let guard = Guard::load(&templates.join("guard.toml"), normalizer)?;
         let dialogue = Dialogue::load(&intents.join("dialogue.toml"), normalizer)?;
@@ -294,7 +294,7 @@ impl Assistant {
 /// The fixture context without any optional fact (no times, parcel, refund amount, earlier
 /// promise): the branches of a template for missing facts are validated with it.
 #[must_use]
-pub fn sparse_fixture_context(s: &Settings) -> Value {
+pub fn sparse_fixture_context(s: &Policy) -> Value {
     Value::from(Serde(json!({
         "shop": {"name": s.shop.name, "agent_name": s.shop.agent_name},
         "sla": s.sla,
@@ -313,7 +313,7 @@ fn when(t: Timestamp, tz: &jiff::tz::TimeZone) -> serde_json::Value {
 
 /// The context every template variant is validated with (fake data).
 #[must_use]
-pub fn fixture_context(s: &Settings) -> Value {
+pub fn fixture_context(s: &Policy) -> Value {
     Value::from(Serde(json!({
         "shop": {"name": s.shop.name, "agent_name": s.shop.agent_name},
         "sla": s.sla,

@@ -1,4 +1,4 @@
-//! The generic inbound event (DESIGN.md "Inbound event"): what every platform adapter maps
+//! The generic inbound event (docs/design.md "Inbound event"): what every platform adapter maps
 //! onto. Parsing checks the required fields and the formats of the optional ones, so a
 //! malformed event is refused with a message that names the field.
 

@@ -5,7 +5,7 @@
 //! checked when a secret is set, and the shared `?token=` of the bot's outgoing URL when one is set
 //! (one of the two is required); only incoming, public messages of conversations the bot owns
 //! (`pending`) are taken (the bot's own replies come back as `message_created` too), mapped onto
-//! the generic event and stored with [`super::store_event`]. The answer is immediate (Chatwoot
+//! the generic event and stored with [`store_event`]. The answer is immediate (Chatwoot
 //! opens the conversation for a person when a bot takes more than 5 s or fails); the processors
 //! draft asynchronously. Redeliveries are recognised by the message id.
 //!
@@ -15,7 +15,7 @@
 //!
 //! Never logs message text or contact data.
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use axum::{
     Json, Router,
@@ -25,108 +25,25 @@ use axum::{
     response::{IntoResponse, Response},
     routing::post,
 };
+use futures_util::future::BoxFuture;
 use hmac::{Hmac, KeyInit, Mac};
+use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use sha2::Sha256;
 
-use super::{
-    MAX_BODY_BYTES, Shared, now_ms,
-    platform::{Outcome, Platform, outcome},
-};
+pub use crate::config::chatwoot::{ChatwootConfig, SECRET_ENV, TOKEN_ENV, TOLERANCE_SECONDS, URL_TOKEN_ENV};
 use crate::{
-    config::ChatwootFile,
     domain::event::{Attachment, InboundEvent, Sender},
+    intake::store_event,
+    outbound::{
+        http::outcome,
+        platform::{Outcome, Platform},
+    },
+    state::{AppState, MAX_BODY_BYTES, now_ms},
 };
-
-/// The environment variable holding the bot's (or an agent's) API access token.
-pub const TOKEN_ENV: &str = "SHOUHOU_CHATWOOT_TOKEN";
-
-/// The environment variable holding the Agent Bot's webhook secret (optional).
-pub const SECRET_ENV: &str = "SHOUHOU_CHATWOOT_SECRET";
-
-/// The environment variable holding the shared token the bot's outgoing URL carries as
-/// `?token=`: required when [`SECRET_ENV`] is not set.
-pub const URL_TOKEN_ENV: &str = "SHOUHOU_CHATWOOT_URL_TOKEN";
-
-/// How far `X-Chatwoot-Timestamp` may be from now, either way.
-pub const TOLERANCE_SECONDS: i64 = 300;
 
 /// Time allowed for one call to the Chatwoot API.
 const API_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The validated adapter settings with the secrets resolved from the environment.
-#[derive(Clone)]
-pub struct ChatwootConfig {
-    /// The installation, without a trailing slash.
-    pub url: String,
-    /// `api_access_token` for replies and handoffs.
-    pub token: String,
-    /// The webhook signing secret; signatures are required when set.
-    pub secret: Option<Vec<u8>>,
-    /// The shared token of the outgoing URL (`?token=`); required on every event when set.
-    pub url_token: Option<String>,
-    /// Shop id to Chatwoot account id.
-    pub accounts: HashMap<String, i64>,
-    /// Leave a private note with the draft on a handoff.
-    pub handoff_note: bool,
-}
-
-impl std::fmt::Debug for ChatwootConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ChatwootConfig")
-            .field("url", &self.url)
-            .field("accounts", &self.accounts)
-            .field("signed", &self.secret.is_some())
-            .field("url_token", &self.url_token.is_some())
-            .finish_non_exhaustive()
-    }
-}
-
-impl ChatwootConfig {
-    /// Builds the settings from `[chatwoot]`, the token from [`TOKEN_ENV`], the secret from
-    /// [`SECRET_ENV`] and the URL token from [`URL_TOKEN_ENV`].
-    ///
-    /// # Errors
-    /// The token is missing or empty, or neither the secret nor the URL token is set (the
-    /// message names the variables).
-    pub fn from_file(
-        f: &ChatwootFile,
-        token: Option<String>,
-        secret: Option<String>,
-        url_token: Option<String>,
-    ) -> anyhow::Result<Self> {
-        let token = token.filter(|t| !t.trim().is_empty()).ok_or_else(|| {
-            anyhow::anyhow!(
-                "[chatwoot] is configured but {TOKEN_ENV} is not set: set it to the Agent Bot's access token"
-            )
-        })?;
-        let secret = secret.filter(|s| !s.trim().is_empty()).map(|s| s.trim().as_bytes().to_vec());
-        let url_token = url_token.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty());
-        if secret.is_none() && url_token.is_none() {
-            anyhow::bail!(
-                "[chatwoot] is configured but neither {SECRET_ENV} nor {URL_TOKEN_ENV} is set: set {SECRET_ENV} to the \
-                 Agent Bot's webhook secret or, when your Chatwoot does not sign bot webhooks, {URL_TOKEN_ENV} to a long \
-                 random token and add `?token=<it>` to the bot's outgoing URL"
-            );
-        }
-        if let Some(t) = &url_token
-            && !t.chars().all(|c| c.is_ascii_alphanumeric() || "-._~".contains(c))
-        {
-            anyhow::bail!("{URL_TOKEN_ENV} must be URL-safe (letters, digits, `-`, `.`, `_`, `~`)");
-        }
-        if secret.is_none() {
-            tracing::warn!("{SECRET_ENV} is not set: Chatwoot events are accepted unsigned, with the URL token");
-        }
-        Ok(Self {
-            url: f.url.trim_end_matches('/').to_owned(),
-            token: token.trim().to_owned(),
-            secret,
-            url_token,
-            accounts: f.accounts.iter().map(|(k, v)| (k.clone(), *v)).collect(),
-            handoff_note: f.handoff_note,
-        })
-    }
-}
 
 /// Why a signed request was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -164,10 +81,12 @@ pub fn verify_signature(
     let signature = signature.ok_or(SignatureError::Missing("X-Chatwoot-Signature"))?;
     let timestamp = timestamp.ok_or(SignatureError::Missing("X-Chatwoot-Timestamp"))?;
     let ts: i64 = timestamp.trim().parse().map_err(|_| SignatureError::BadTimestamp)?;
-    if (now - ts).abs() > TOLERANCE_SECONDS {
+    // abs_diff: `now - ts` overflows for a timestamp near i64::MIN and would pass as fresh.
+    if ts.abs_diff(now) > TOLERANCE_SECONDS.unsigned_abs() {
         return Err(SignatureError::Stale);
     }
-    let expected = signature.trim().strip_prefix("sha256=").and_then(unhex).ok_or(SignatureError::Malformed)?;
+    let expected =
+        signature.trim().strip_prefix("sha256=").and_then(|h| hex::decode(h).ok()).ok_or(SignatureError::Malformed)?;
     if expected.len() != 32 {
         return Err(SignatureError::Malformed);
     }
@@ -182,19 +101,13 @@ pub fn verify_signature(
 /// (the length aside).
 #[must_use]
 pub fn url_token_matches(query: Option<&str>, expected: &str) -> bool {
-    let Some(given) = query.and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("token=")).map(|t| t.to_owned()))
+    use subtle::ConstantTimeEq;
+    let Some(given) = query
+        .and_then(|q| form_urlencoded::parse(q.as_bytes()).find_map(|(k, v)| (k == "token").then(|| v.into_owned())))
     else {
         return false;
     };
-    let (a, b) = (given.as_bytes(), expected.as_bytes());
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
+    given.as_bytes().ct_eq(expected.as_bytes()).into()
 }
 
 /// What to do with one Chatwoot event.
@@ -282,7 +195,7 @@ pub fn map_event(v: &Value, shop: &str, account: i64) -> Result<Intake, String> 
 }
 
 /// `POST /v1/chatwoot/{shop}`; mounted always, answers 404 for shops not served by Chatwoot.
-pub fn router(shared: Arc<Shared>) -> Router {
+pub fn router(shared: Arc<AppState>) -> Router {
     Router::new()
         .route("/v1/chatwoot/{shop}", post(webhook))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -294,7 +207,7 @@ fn answer(status: StatusCode, body: Value) -> Response {
 }
 
 async fn webhook(
-    State(s): State<Arc<Shared>>,
+    State(s): State<Arc<AppState>>,
     Path(shop): Path<String>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
@@ -311,7 +224,7 @@ async fn webhook(
         );
     };
     if let Some(expected) = &cw.url_token
-        && !url_token_matches(query.as_deref(), expected)
+        && !url_token_matches(query.as_deref(), expected.expose_secret())
     {
         result("unauthorized");
         return answer(
@@ -321,9 +234,13 @@ async fn webhook(
     }
     if let Some(secret) = &cw.secret {
         let h = |k: &str| headers.get(k).and_then(|v| v.to_str().ok());
-        if let Err(e) =
-            verify_signature(secret, h("x-chatwoot-timestamp"), h("x-chatwoot-signature"), &body, now_ms() / 1000)
-        {
+        if let Err(e) = verify_signature(
+            secret.expose_secret().as_bytes(),
+            h("x-chatwoot-timestamp"),
+            h("x-chatwoot-signature"),
+            &body,
+            now_ms() / 1000,
+        ) {
             result("unauthorized");
             return answer(StatusCode::UNAUTHORIZED, json!({"error": e.to_string()}));
         }
@@ -351,7 +268,7 @@ async fn webhook(
         result("malformed");
         return answer(StatusCode::BAD_REQUEST, json!({"error": e.to_string()}));
     }
-    match super::store_event(&s, &shop, &event, &raw).await {
+    match store_event(&s, &shop, &event, &raw).await {
         Ok(duplicate) => {
             result(if duplicate { "duplicate" } else { "stored" });
             answer(StatusCode::OK, json!({"stored": true, "duplicate": duplicate}))
@@ -386,7 +303,7 @@ impl Chatwoot {
         outcome(
             self.http
                 .post(url)
-                .header("api_access_token", &self.cfg.token)
+                .header("api_access_token", self.cfg.token.expose_secret())
                 .json(body)
                 .timeout(API_TIMEOUT)
                 .send()
@@ -399,7 +316,13 @@ impl Chatwoot {
     /// Whether the conversation's latest messages (`GET …/messages`: `{"payload": [...]}`) hold
     /// a private note with exactly `note`. `Err` carries the outcome of a failed read.
     async fn note_present(&self, url: &str, note: &str) -> Result<bool, Outcome> {
-        let res = self.http.get(url).header("api_access_token", &self.cfg.token).timeout(API_TIMEOUT).send().await;
+        let res = self
+            .http
+            .get(url)
+            .header("api_access_token", self.cfg.token.expose_secret())
+            .timeout(API_TIMEOUT)
+            .send()
+            .await;
         let res = match res {
             Ok(r) if r.status().is_success() => r,
             other => {
@@ -417,11 +340,7 @@ impl Chatwoot {
 }
 
 impl Platform for Chatwoot {
-    fn send<'a>(
-        &'a self,
-        _key: &'a str,
-        reply: &'a Value,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Outcome> + Send + 'a>> {
+    fn send<'a>(&'a self, _key: &'a str, reply: &'a Value) -> BoxFuture<'a, Outcome> {
         Box::pin(async move {
             let shop = reply["shop_id"].as_str().unwrap_or_default();
             let conv = reply["conversation_id"].as_str().unwrap_or_default();
@@ -437,11 +356,7 @@ impl Platform for Chatwoot {
         self.cfg.accounts.contains_key(shop)
     }
 
-    fn open_for_person<'a>(
-        &'a self,
-        shop: &'a str,
-        conversation: &'a str,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Outcome> + Send + 'a>> {
+    fn open_for_person<'a>(&'a self, shop: &'a str, conversation: &'a str) -> BoxFuture<'a, Outcome> {
         Box::pin(async move {
             let Some(toggle) = self.conversation_url(shop, conversation, "toggle_status") else {
                 return Outcome::Rejected(format!("shop `{shop}` has no Chatwoot account"));
@@ -457,7 +372,7 @@ impl Platform for Chatwoot {
         conversation: &'a str,
         note: &'a str,
         maybe_stored: bool,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Outcome> + Send + 'a>> {
+    ) -> BoxFuture<'a, Outcome> {
         Box::pin(async move {
             if !self.cfg.handoff_note {
                 return Outcome::Sent;
@@ -483,5 +398,60 @@ impl Platform for Chatwoot {
                 other => other,
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_that_overflow_are_stale() {
+        let now = 1_700_000_000_i64;
+        for ts in [now.wrapping_add(i64::MIN), i64::MIN, i64::MAX, now - TOLERANCE_SECONDS - 1] {
+            let got = verify_signature(b"secret", Some(&ts.to_string()), Some("sha256=00"), b"{}", now);
+            assert_eq!(got, Err(SignatureError::Stale), "ts {ts}");
+        }
+    }
+
+    #[test]
+    fn the_url_token_is_read_from_the_query() {
+        // (query, expected token, matches)
+        let table = [
+            (Some("token=abc-123"), "abc-123", true),
+            (Some("x=1&token=abc-123&y=2"), "abc-123", true),
+            (Some("token=abc-12"), "abc-123", false),
+            (Some("token=abc-1234"), "abc-123", false),
+            (Some("tokens=abc-123"), "abc-123", false),
+            (Some(""), "abc-123", false),
+            (None, "abc-123", false),
+            // The first `token` counts.
+            (Some("token=wrong&token=abc-123"), "abc-123", false),
+        ];
+        for (query, expected, want) in table {
+            assert_eq!(url_token_matches(query, expected), want, "{query:?}");
+        }
+    }
+
+    #[test]
+    fn signatures_are_checked_over_timestamp_and_body() {
+        let (secret, body, ts) = (b"s3cret".as_slice(), br#"{"event":"message_created"}"#.as_slice(), 1_700_000_000);
+        let mut mac = Hmac::<Sha256>::new_from_slice(secret).unwrap();
+        mac.update(format!("{ts}.").as_bytes());
+        mac.update(body);
+        let good = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+        let t = ts.to_string();
+        assert_eq!(verify_signature(secret, Some(&t), Some(&good), body, ts), Ok(()));
+        let table: [(Option<&str>, Option<&str>, i64, SignatureError); 5] = [
+            (Some(&t), None, ts, SignatureError::Missing("X-Chatwoot-Signature")),
+            (None, Some(&good), ts, SignatureError::Missing("X-Chatwoot-Timestamp")),
+            (Some("soon"), Some(&good), ts, SignatureError::BadTimestamp),
+            (Some(&t), Some(&good), ts + TOLERANCE_SECONDS + 1, SignatureError::Stale),
+            (Some(&t), Some("sha256=zz"), ts, SignatureError::Malformed),
+        ];
+        for (timestamp, signature, now, want) in table {
+            assert_eq!(verify_signature(secret, timestamp, signature, body, now), Err(want.clone()), "{want:?}");
+        }
+        assert_eq!(verify_signature(b"other", Some(&t), Some(&good), body, ts), Err(SignatureError::Mismatch));
     }
 }

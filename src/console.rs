@@ -3,7 +3,7 @@
 //!
 //! Owns console users, sessions, CSRF and login throttling, and the pages: the review queue
 //! (live over server-sent events), the conversation view, approve / edit / reject (through the
-//! same functions as the REST API, see `api::{approve_draft, edit_draft, reject_draft}`), the
+//! same use cases as the REST API, see [`crate::review`]), the
 //! part-time triage view, calls, promises, "try it", stats and per-intent autonomy.
 //! It must not: show a part-time user the agents' queue or unmasked receiver data, send a
 //! text the guard blocks, or accept a POST without the session's CSRF token.
@@ -29,18 +29,21 @@ use minijinja::Environment;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{
-    Role, Shared,
-    api::{self, ApiError, DRAFT_COLS, draft_json, load_draft},
-    audit_stmt, now_ms,
-    store::{Arg, Col, Stmt, StoreError},
+use crate::{
+    domain::{
+        mask::{mask_address, mask_in_text, mask_name, mask_phone, may_see_receiver},
+        role::Role,
+    },
+    review::{self, ReviewError},
+    state::{AppState, now_ms},
+    store::{StoreError, conversations, drafts, inbox},
 };
-pub use auth::{Sess, upsert_user};
+pub use auth::Sess;
 
 /// The console's state: the service's shared state and the loaded pages.
 pub struct Console {
     /// What every handler shares.
-    pub shared: Arc<Shared>,
+    pub shared: Arc<AppState>,
     /// The templates, or why they failed to load (every page then answers 500 saying so).
     env: Result<Environment<'static>, String>,
     /// `console.css` and `console.js`, served as they were at start.
@@ -49,7 +52,7 @@ pub struct Console {
 
 impl Console {
     /// Loads the pages from `<templates>/console/`.
-    fn load(shared: Arc<Shared>) -> Self {
+    fn load(shared: Arc<AppState>) -> Self {
         let dir = shared.assistant.templates_dir.join("console");
         let mut assets = HashMap::new();
         for name in ["console.css", "console.js"] {
@@ -70,7 +73,7 @@ impl Console {
         if let (Some(me), Some(obj)) = (me, ctx.as_object_mut()) {
             obj.insert(
                 "me".into(),
-                json!({"username": me.username, "role": role_name(me.role), "csrf": me.csrf,
+                json!({"username": me.username, "role": me.role.name(), "csrf": me.csrf,
                        "agent": me.role >= Role::Agent, "supervisor": me.role >= Role::Supervisor}),
             );
         }
@@ -85,7 +88,7 @@ impl Console {
         Ok(Html(html).into_response())
     }
 
-    fn settings(&self) -> &crate::config::Settings {
+    fn settings(&self) -> &crate::domain::policy::Policy {
         &self.shared.assistant.settings
     }
 
@@ -138,7 +141,7 @@ const PAGES: [&str; 10] = [
 ];
 
 /// The console's routes under `/console`.
-pub fn router(shared: Arc<Shared>) -> Router {
+pub fn router(shared: Arc<AppState>) -> Router {
     let c = Arc::new(Console::load(shared));
     Router::new()
         .route("/console", get(|| async { Redirect::to("/console/queue") }))
@@ -202,17 +205,21 @@ impl From<StoreError> for Fail {
     }
 }
 
-impl From<ApiError> for Fail {
-    fn from(e: ApiError) -> Self {
-        let key = match e.0 {
-            StatusCode::NOT_FOUND => "not_found",
-            StatusCode::CONFLICT => "conflict",
-            StatusCode::UNPROCESSABLE_ENTITY => "blocked",
-            StatusCode::BAD_REQUEST => "bad_request",
-            StatusCode::FORBIDDEN => "forbidden",
-            _ => "store",
+impl From<ReviewError> for Fail {
+    fn from(e: ReviewError) -> Self {
+        let (status, key) = match &e {
+            ReviewError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ReviewError::Decided(_) | ReviewError::DecidedMeanwhile | ReviewError::NotWaiting => {
+                (StatusCode::CONFLICT, "conflict")
+            }
+            ReviewError::NoText | ReviewError::Blocked(_) => (StatusCode::UNPROCESSABLE_ENTITY, "blocked"),
+            ReviewError::EmptyReason => (StatusCode::BAD_REQUEST, "bad_request"),
+            ReviewError::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, "store"),
         };
-        Self::new(e.0, key, e.1["error"].as_str().unwrap_or_default())
+        match e {
+            ReviewError::Store(e) => e.into(),
+            e => Self::new(status, key, e.to_string()),
+        }
     }
 }
 
@@ -243,81 +250,12 @@ async fn asset(State(c): State<Arc<Console>>, UrlPath(name): UrlPath<String>) ->
     }
 }
 
-/// `part_time`, `agent`, `supervisor`, `admin`.
-#[must_use]
-pub fn role_name(r: Role) -> &'static str {
-    match r {
-        Role::PartTime => "part_time",
-        Role::Agent => "agent",
-        Role::Supervisor => "supervisor",
-        Role::Admin => "admin",
-    }
-}
-
 /// Unix milliseconds as `YYYY-MM-DD HH:MM` in `tz`.
 #[must_use]
 pub fn fmt_ms(ms: i64, tz: &TimeZone) -> String {
     Timestamp::from_millisecond(ms)
         .map(|t| t.to_zoned(tz.clone()).strftime("%Y-%m-%d %H:%M").to_string())
         .unwrap_or_default()
-}
-
-// ---------------------------------------------------------------------------------------------
-// Masking: part-time staff never see receiver data; agents and above do.
-
-/// A name with all but its first character hidden.
-#[must_use]
-pub fn mask_name(s: &str) -> String {
-    let mut c = s.chars();
-    match c.next() {
-        Some(first) => std::iter::once(first).chain(c.map(|_| '*')).collect(),
-        None => String::new(),
-    }
-}
-
-/// A phone number with its middle hidden (`138****0000`); short numbers entirely.
-#[must_use]
-pub fn mask_phone(s: &str) -> String {
-    let d: Vec<char> = s.chars().collect();
-    if d.len() >= 11 {
-        format!("{}****{}", d[..3].iter().collect::<String>(), d[d.len() - 4..].iter().collect::<String>())
-    } else {
-        "****".into()
-    }
-}
-
-/// An address cut after its first six characters (province and city).
-#[must_use]
-pub fn mask_address(s: &str) -> String {
-    format!("{}****", s.chars().take(6).collect::<String>())
-}
-
-/// `text` with every occurrence of the receiver's name, phone and address masked, keeping the
-/// length in characters (the first character of a name, the first 3 and last 4 digits of a
-/// phone, the first 6 characters of an address stay).
-#[must_use]
-pub fn mask_in_text(text: &str, receiver: Option<&crate::domain::event::Receiver>) -> String {
-    let Some(r) = receiver else { return text.to_owned() };
-    let mut out = text.to_owned();
-    for (value, keep_head, keep_tail) in
-        [(r.name.as_deref(), 1, 0), (r.phone.as_deref(), 3, 4), (r.address.as_deref(), 6, 0)]
-    {
-        let Some(v) = value.filter(|v| v.chars().count() >= 2) else { continue };
-        let n = v.chars().count();
-        let masked: String = v
-            .chars()
-            .enumerate()
-            .map(|(i, ch)| if i < keep_head.min(n - 1) || i + keep_tail >= n && keep_tail > 0 { ch } else { '*' })
-            .collect();
-        out = out.replace(v, &masked);
-    }
-    out
-}
-
-/// Whether `role` may see a receiver's name, phone and address.
-#[must_use]
-pub fn may_see_receiver(role: Role) -> bool {
-    role >= Role::Agent
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -371,32 +309,13 @@ fn faq_item(c: &Console, d: &Value, triaged: &[i64]) -> bool {
         && !d["id"].as_i64().is_some_and(|id| triaged.contains(&id))
 }
 
-/// Drafts waiting for review that part-time staff handed on.
-async fn triaged(c: &Console) -> Result<Vec<i64>, StoreError> {
-    Ok(c.shared
-        .store
-        .rows(
-            "SELECT id FROM drafts WHERE triaged_by IS NOT NULL AND status IN ('pending_review', 'escalated')",
-            &[],
-            &[Col::I("id")],
-        )
-        .await?
-        .into_iter()
-        .map(|r| r[0].i())
-        .collect())
-}
-
 async fn queue_items(c: &Console, me: &Sess, q: &QueueQuery) -> Result<Vec<Value>, Fail> {
-    const SQL: &str = concat!(
-        crate::draft_select!(),
-        " WHERE status IN ('pending_review', 'escalated') ORDER BY CASE WHEN status = 'escalated' THEN 0 ELSE 1 END, created_at, id LIMIT 500"
-    );
-    let rows = c.shared.store.rows(SQL, &[], &DRAFT_COLS).await?;
-    let handed_on = if me.role == Role::PartTime { triaged(c).await? } else { Vec::new() };
+    let rows = drafts::waiting(&c.shared.store).await?;
+    let handed_on = if me.role == Role::PartTime { drafts::triaged(&c.shared.store).await? } else { Vec::new() };
     let now = now_ms();
     let mut items = Vec::new();
     for r in &rows {
-        let d = draft_json(r);
+        let d = r.to_json();
         if me.role == Role::PartTime && !faq_item(c, &d, &handed_on) {
             continue;
         }
@@ -408,14 +327,14 @@ async fn queue_items(c: &Console, me: &Sess, q: &QueueQuery) -> Result<Vec<Value
         {
             continue;
         }
-        let event = api::draft_event(&c.shared, r[13].i()).await?;
+        let event = review::answered_event(&c.shared, r).await?;
         let text = event.map(|e| e.text).unwrap_or_default();
         items.push(json!({
             "id": d["id"], "shop_id": d["shop_id"], "conversation_id": d["conversation_id"],
             "status": d["status"], "group": d["group"], "intents": intents,
             "verdict": d["guard"]["verdict"],
-            "age_min": (now - r[11].i()) / 60_000,
-            "created": fmt_ms(r[11].i(), c.tz()),
+            "age_min": (now - r.created_at) / 60_000,
+            "created": fmt_ms(r.created_at, c.tz()),
             "snippet": crate::domain::mask_phones(&text.chars().take(60).collect::<String>()),
         }));
     }
@@ -455,19 +374,9 @@ async fn queue_rows(
     c.page("queue_rows.html", Some(&me), json!({"items": items, "part_time": me.role == Role::PartTime}))
 }
 
-/// A fingerprint of the drafts waiting for review (count, newest id, sum of ids): it changes
-/// whenever one arrives or leaves the queue.
+/// A fingerprint of the drafts waiting for review: it changes whenever one arrives or leaves.
 async fn queue_mark(c: &Console) -> Result<String, StoreError> {
-    let r = c
-        .shared
-        .store
-        .rows(
-            "SELECT COUNT(*) AS n, CAST(COALESCE(MAX(id), 0) AS BIGINT) AS m, CAST(COALESCE(SUM(id), 0) AS BIGINT) AS s FROM drafts WHERE status IN ('pending_review', 'escalated')",
-            &[],
-            &[Col::I("n"), Col::I("m"), Col::I("s")],
-        )
-        .await?;
-    Ok(r.first().map(|r| format!("{}-{}-{}", r[0].i(), r[1].i(), r[2].i())).unwrap_or_default())
+    drafts::queue_mark(&c.shared.store).await
 }
 
 /// Server-sent events: `queue` whenever the set of drafts waiting for review changes (polled
@@ -519,27 +428,18 @@ fn order_card(order: Option<&crate::domain::event::Order>, role: Role) -> Value 
 }
 
 async fn draft_view(c: &Console, me: &Sess, id: i64, edit: Option<(&str, &crate::domain::guard::Verdict)>) -> Page {
-    let r = load_draft(&c.shared, id).await?;
-    let d = draft_json(&r);
-    if me.role == Role::PartTime && !faq_item(c, &d, &triaged(c).await?) {
+    let r = review::load(&c.shared, id).await?;
+    let d = r.to_json();
+    if me.role == Role::PartTime && !faq_item(c, &d, &drafts::triaged(&c.shared.store).await?) {
         return Err(Fail::forbidden());
     }
-    let (shop, conv) = (r[1].t(), r[2].t());
-    let msgs = c
-        .shared
-        .store
-        .rows(
-            "SELECT i.seq, i.payload, i.received_at, COALESCE(d.id, 0) AS draft_id, d.reply, d.status FROM inbox i LEFT JOIN drafts d ON d.inbox_seq = i.seq
-              WHERE i.shop_id = $1 AND i.conversation_id = $2 ORDER BY i.seq LIMIT 200",
-            &[Arg::T(shop.clone()), Arg::T(conv.clone())],
-            &[Col::I("seq"), Col::T("payload"), Col::I("received_at"), Col::I("draft_id"), Col::T("reply"), Col::T("status")],
-        )
-        .await?;
+    let (shop, conv) = (r.shop_id.clone(), r.conversation_id.clone());
+    let msgs = inbox::thread(&c.shared.store, &shop, &conv).await?;
     let mut messages = Vec::new();
     let mut current_event = None;
     for m in &msgs {
-        let Ok(ev) = crate::domain::event::InboundEvent::parse(&m[1].t()) else { continue };
-        let is_current = m[0].i() == r[13].i();
+        let Ok(ev) = crate::domain::event::InboundEvent::parse(&m.payload) else { continue };
+        let is_current = m.seq == r.inbox_seq;
         let spans: Vec<([usize; 2], String)> = if is_current {
             d["intents"]
                 .as_array()
@@ -566,26 +466,19 @@ async fn draft_view(c: &Console, me: &Sess, id: i64, edit: Option<(&str, &crate:
             mask_in_text(&crate::domain::mask_phones(&ev.text), ev.order.as_ref().and_then(|o| o.receiver.as_ref()))
         };
         messages.push(json!({
-            "current": is_current, "at": fmt_ms(m[2].i(), c.tz()), "segments": segments(&text, &spans),
-            "attachments": ev.attachments.len(), "reply": m[4].opt(), "reply_status": m[5].opt(), "draft_id": m[3].i(),
+            "current": is_current, "at": fmt_ms(m.received_at, c.tz()), "segments": segments(&text, &spans),
+            "attachments": ev.attachments.len(), "reply": m.reply, "reply_status": m.status, "draft_id": m.draft_id,
         }));
         if is_current {
             current_event = Some(ev);
         }
     }
     let order = current_event.as_ref().and_then(|e| e.order.as_ref());
-    let case = c
-        .shared
-        .store
-        .rows(
-            "SELECT case_state, owner FROM conversations WHERE shop_id = $1 AND conversation_id = $2",
-            &[Arg::T(shop.clone()), Arg::T(conv.clone())],
-            &[Col::T("case_state"), Col::T("owner")],
-        )
+    let case = conversations::get(&c.shared.store, &shop, &conv)
         .await?
-        .into_iter()
-        .next()
-        .map(|r| json!({"state": serde_json::from_str::<Value>(&r[0].t()).unwrap_or(Value::Null), "owner": r[1].t()}))
+        .map(
+            |r| json!({"state": serde_json::from_str::<Value>(&r.case_state).unwrap_or(Value::Null), "owner": r.owner}),
+        )
         .unwrap_or(Value::Null);
     let reply = d["reply"].as_str().unwrap_or_default().to_owned();
     let findings = d["guard"]["findings"].as_array().cloned().unwrap_or_default();
@@ -609,7 +502,7 @@ async fn draft_view(c: &Console, me: &Sess, id: i64, edit: Option<(&str, &crate:
             "approvable": d["guard"]["verdict"] == "pass" && d["reply"].is_string(),
             "edit_text": edit_text, "edit_verdict": edit_verdict,
             "part_time": me.role == Role::PartTime,
-            "created": fmt_ms(r[11].i(), c.tz()),
+            "created": fmt_ms(r.created_at, c.tz()),
         }),
     )
 }
@@ -633,7 +526,7 @@ async fn draft_page(State(c): State<Arc<Console>>, Extension(me): Extension<Sess
 
 async fn approve(State(c): State<Arc<Console>>, Extension(me): Extension<Sess>, UrlPath(id): UrlPath<i64>) -> Page {
     me.need(Role::Agent)?;
-    api::approve_draft(&c.shared, &me.actor(), id).await?;
+    review::approve(&c.shared, &me.actor(), id).await?;
     Ok(Redirect::to(&format!("/console/queue?msg=approved-{id}")).into_response())
 }
 
@@ -653,12 +546,12 @@ async fn edit(
     if f.text.trim().is_empty() {
         return Err(Fail::new(StatusCode::BAD_REQUEST, "empty_text", "the reply is empty"));
     }
-    match api::edit_draft(&c.shared, &me.actor(), id, &f.text).await {
+    match review::edit(&c.shared, &me.actor(), id, &f.text).await {
         Ok(_) => Ok(Redirect::to(&format!("/console/queue?msg=edited-{id}")).into_response()),
         // Blocked: the same page again, the text kept, the offending spans highlighted.
-        Err(e) if e.0 == StatusCode::UNPROCESSABLE_ENTITY => {
-            let r = load_draft(&c.shared, id).await?;
-            let event = api::draft_event(&c.shared, r[13].i()).await?;
+        Err(ReviewError::Blocked(_)) => {
+            let r = review::load(&c.shared, id).await?;
+            let event = review::answered_event(&c.shared, &r).await?;
             let v = c.shared.assistant.check(&f.text, event.as_ref());
             let mut page = draft_view(&c, &me, id, Some((&f.text, &v))).await?;
             *page.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
@@ -684,7 +577,7 @@ async fn reject(
     if f.reason.trim().is_empty() {
         return Err(Fail::new(StatusCode::BAD_REQUEST, "reason_required", "a rejection needs a reason"));
     }
-    api::reject_draft(&c.shared, &me.actor(), id, f.reason.trim()).await?;
+    review::reject(&c.shared, &me.actor(), id, f.reason.trim()).await?;
     Ok(Redirect::to(&format!("/console/queue?msg=rejected-{id}")).into_response())
 }
 
@@ -704,26 +597,11 @@ async fn triage(
     if !matches!(f.group.as_str(), "returns_refunds" | "exceptions") {
         return Err(Fail::new(StatusCode::BAD_REQUEST, "bad_group", "group must be returns_refunds or exceptions"));
     }
-    let r = load_draft(&c.shared, id).await?;
-    let d = draft_json(&r);
-    if me.role == Role::PartTime && !faq_item(&c, &d, &triaged(&c).await?) {
+    let r = review::load(&c.shared, id).await?;
+    if me.role == Role::PartTime && !faq_item(&c, &r.to_json(), &drafts::triaged(&c.shared.store).await?) {
         return Err(Fail::forbidden());
     }
-    let now = now_ms();
-    let counts = c
-        .shared
-        .store
-        .apply(&[
-            Stmt {
-                sql: "UPDATE drafts SET grp = $2, triaged_by = $3 WHERE id = $1 AND status IN ('pending_review', 'escalated')",
-                args: vec![Arg::I(id), Arg::T(f.group.clone()), Arg::T(me.actor())],
-            },
-            audit_stmt(now, &me.actor(), "triage", &r[1].t(), &r[2].t(), Some(id), None, json!({"group": f.group})),
-        ])
-        .await?;
-    if counts[0] == 0 {
-        return Err(Fail::new(StatusCode::CONFLICT, "conflict", "draft is not waiting for review"));
-    }
+    review::triage(&c.shared, &me.actor(), &r, &f.group).await?;
     Ok(Redirect::to(&format!("/console/queue?msg=triaged-{id}")).into_response())
 }
 
@@ -738,11 +616,42 @@ async fn check(State(c): State<Arc<Console>>, Extension(me): Extension<Sess>, Js
     me.need(Role::Agent)?;
     let event = match b.draft_id {
         Some(id) => {
-            let r = load_draft(&c.shared, id).await?;
-            api::draft_event(&c.shared, r[13].i()).await?
+            let r = review::load(&c.shared, id).await?;
+            review::answered_event(&c.shared, &r).await?
         }
         None => None,
     };
     let v = c.shared.assistant.check(&b.text, event.as_ref());
     Ok(Json(verdict_json(&b.text, &v)).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A text, its spans, and the (text, label) segments expected.
+    type Case<'a> = (&'a str, Vec<([usize; 2], String)>, Vec<(&'a str, Option<&'a str>)>);
+
+    #[test]
+    fn spans_cut_the_text_into_labelled_segments() {
+        let span = |a: usize, b: usize, l: &str| ([a, b], l.to_owned());
+        let table: Vec<Case<'_>> = vec![
+            ("abcdef", vec![], vec![("abcdef", None)]),
+            ("abcdef", vec![span(1, 3, "x")], vec![("a", None), ("bc", Some("x")), ("def", None)]),
+            // Overlaps keep the first span's label.
+            ("abcdef", vec![span(0, 4, "x"), span(2, 6, "y")], vec![("abcd", Some("x")), ("ef", Some("y"))]),
+            // Spans past the end are cut at the end.
+            ("abc", vec![span(2, 9, "x")], vec![("ab", None), ("c", Some("x"))]),
+            ("", vec![span(0, 2, "x")], vec![]),
+        ];
+        for (text, spans, want) in table {
+            let got: Vec<(String, Option<String>)> = segments(text, &spans)
+                .into_iter()
+                .map(|v| (v["t"].as_str().unwrap_or_default().to_owned(), v["hl"].as_str().map(str::to_owned)))
+                .collect();
+            let want: Vec<(String, Option<String>)> =
+                want.into_iter().map(|(t, l)| (t.to_owned(), l.map(str::to_owned))).collect();
+            assert_eq!(got, want, "{text:?}");
+        }
+    }
 }

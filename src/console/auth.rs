@@ -8,7 +8,6 @@
 
 use std::{net::SocketAddr, sync::Arc};
 
-use argon2::{Argon2, PasswordHash, PasswordHasher, PasswordVerifier, password_hash::SaltString};
 use axum::{
     body::Body,
     extract::{ConnectInfo, Request, State},
@@ -19,10 +18,14 @@ use axum::{
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use super::{Console, Fail, Page, role_name};
-use crate::service::{
-    Role, Shared, audit_stmt, now_ms,
-    store::{Arg, Col, Stmt, Store, StoreError},
+use subtle::ConstantTimeEq;
+
+use super::{Console, Fail, Page};
+use crate::{
+    accounts::{dummy_hash, random_bytes, verify_password},
+    domain::role::Role,
+    state::{AppState, now_ms},
+    store::{StoreError, audit::audit_stmt, users},
 };
 
 /// The session cookie's name.
@@ -35,8 +38,7 @@ pub const THROTTLE_WINDOW_MS: i64 = 15 * 60 * 1000;
 pub const MAX_FAILURES_PER_USER: i64 = 5;
 /// Failed logins allowed per client address within the window.
 pub const MAX_FAILURES_PER_IP: i64 = 20;
-/// The shortest password accepted.
-pub const MIN_PASSWORD_CHARS: usize = 8;
+pub use crate::accounts::MIN_PASSWORD_CHARS;
 
 /// The signed-in user of a request.
 #[derive(Debug, Clone)]
@@ -65,68 +67,12 @@ impl Sess {
     }
 }
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-fn random_bytes<const N: usize>() -> [u8; N] {
-    let mut b = [0u8; N];
-    // The OS random source failing is not something a console can work around.
-    getrandom::fill(&mut b).expect("the OS random source works");
-    b
-}
-
 fn random_hex() -> String {
-    hex(&random_bytes::<32>())
+    hex::encode(random_bytes::<32>())
 }
 
 fn sha256_hex(s: &str) -> String {
-    hex(&Sha256::digest(s.as_bytes()))
-}
-
-/// An argon2id hash of `password` (PHC string).
-///
-/// # Errors
-/// Only on an internal hashing failure.
-pub fn hash_password(password: &str) -> Result<String, String> {
-    let salt = SaltString::encode_b64(&random_bytes::<16>()).map_err(|e| e.to_string())?;
-    Argon2::default().hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).map_err(|e| e.to_string())
-}
-
-fn verify_password(password: &str, hash: &str) -> bool {
-    PasswordHash::new(hash).is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
-}
-
-/// Creates user `name` with `role`, or replaces its password and role. Returns whether it existed.
-///
-/// # Errors
-/// A bad name (1–64 of `[A-Za-z0-9_.-]`), a password under [`MIN_PASSWORD_CHARS`], or the store.
-pub async fn upsert_user(store: &Store, name: &str, password: &str, role: Role) -> anyhow::Result<bool> {
-    if name.is_empty() || name.len() > 64 || !name.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c)) {
-        anyhow::bail!("a user name is 1-64 letters, digits, `_`, `.` or `-`");
-    }
-    if password.chars().count() < MIN_PASSWORD_CHARS {
-        anyhow::bail!("a password needs at least {MIN_PASSWORD_CHARS} characters");
-    }
-    let pw = password.to_owned();
-    let hash = tokio::task::spawn_blocking(move || hash_password(&pw)).await?.map_err(anyhow::Error::msg)?;
-    let existed = scalar_store(store, "SELECT COUNT(*) AS n FROM console_users WHERE username = $1", name).await? > 0;
-    store
-        .apply(&[
-            Stmt {
-                sql: "INSERT INTO console_users (username, password_hash, role, created_at) VALUES ($1, $2, $3, $4)
-                      ON CONFLICT (username) DO UPDATE SET password_hash = excluded.password_hash, role = excluded.role",
-                args: vec![Arg::T(name.to_owned()), Arg::T(hash), Arg::T(role_name(role).to_owned()), Arg::I(now_ms())],
-            },
-            // A new password ends the user's sessions.
-            Stmt { sql: "DELETE FROM console_sessions WHERE username = $1", args: vec![Arg::T(name.to_owned())] },
-        ])
-        .await?;
-    Ok(existed)
-}
-
-async fn scalar_store(store: &Store, sql: &'static str, arg: &str) -> Result<i64, StoreError> {
-    Ok(store.rows(sql, &[Arg::T(arg.to_owned())], &[Col::I("n")]).await?.first().map_or(0, |r| r[0].i()))
+    hex::encode(Sha256::digest(s.as_bytes()))
 }
 
 fn cookie_token(req: &Request) -> Option<String> {
@@ -138,21 +84,14 @@ fn cookie_token(req: &Request) -> Option<String> {
     )
 }
 
-async fn session_of(s: &Shared, token: &str) -> Result<Option<Sess>, StoreError> {
-    let rows = s
-        .store
-        .rows(
-            "SELECT username, role, csrf FROM console_sessions WHERE token_hash = $1 AND expires_at > $2",
-            &[Arg::T(sha256_hex(token)), Arg::I(now_ms())],
-            &[Col::T("username"), Col::T("role"), Col::T("csrf")],
-        )
-        .await?;
-    Ok(rows.first().and_then(|r| Some(Sess { username: r[0].t(), role: Role::parse(&r[1].t())?, csrf: r[2].t() })))
+async fn session_of(s: &AppState, token: &str) -> Result<Option<Sess>, StoreError> {
+    let row = users::session(&s.store, &sha256_hex(token), now_ms()).await?;
+    Ok(row.and_then(|r| Some(Sess { role: Role::parse(&r.role)?, username: r.username, csrf: r.csrf })))
 }
 
-/// Constant-time comparison of two tokens.
+/// Constant-time comparison of two tokens (the length aside).
 fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.as_bytes().ct_eq(b.as_bytes()).into()
 }
 
 /// Resolves the session for every console route but the login page and the static files;
@@ -198,32 +137,9 @@ pub async fn session_layer(State(c): State<Arc<Console>>, req: Request, next: Ne
     res
 }
 
-/// The value of `field` in an `application/x-www-form-urlencoded` body.
+/// The value of `field` in an `application/x-www-form-urlencoded` body (the first one).
 fn form_field(body: &[u8], field: &str) -> Option<String> {
-    std::str::from_utf8(body).ok()?.split('&').find_map(|p| {
-        let (k, v) = p.split_once('=').unwrap_or((p, ""));
-        (url_decode(k) == field).then(|| url_decode(v))
-    })
-}
-
-/// Percent-decoding with `+` as a space; a malformed escape is kept as written.
-fn url_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = b.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok());
-        match (b[i], hex) {
-            (b'+', _) => out.push(b' '),
-            (b'%', Some(v)) => {
-                out.push(v);
-                i += 2;
-            }
-            (c, _) => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    form_urlencoded::parse(body).find_map(|(k, v)| (k == field).then(|| v.into_owned()))
 }
 
 /// `GET /console/login`.
@@ -259,16 +175,7 @@ pub async fn login(State(c): State<Arc<Console>>, req: Request) -> Page {
     let since = now - THROTTLE_WINDOW_MS;
     let user_key = format!("user:{}", f.username);
     let ip_key = format!("ip:{ip}");
-    let count = |key: String| async move {
-        s.store
-            .rows(
-                "SELECT COUNT(*) AS n FROM console_login_failures WHERE key = $1 AND at > $2",
-                &[Arg::T(key), Arg::I(since)],
-                &[Col::I("n")],
-            )
-            .await
-            .map(|r| r.first().map_or(0, |r| r[0].i()))
-    };
+    let count = |key: String| async move { users::failures_since(&s.store, &key, since).await };
     let again = |error: &str, status: StatusCode| -> Page {
         let mut p = c.page("login.html", None, json!({"error": error, "username": f.username}))?;
         *p.status_mut() = status;
@@ -278,16 +185,8 @@ pub async fn login(State(c): State<Arc<Console>>, req: Request) -> Page {
         tracing::warn!("console login throttled");
         return again("throttled", StatusCode::TOO_MANY_REQUESTS);
     }
-    let rows = s
-        .store
-        .rows(
-            "SELECT password_hash, role FROM console_users WHERE username = $1",
-            &[Arg::T(f.username.clone())],
-            &[Col::T("password_hash"), Col::T("role")],
-        )
-        .await?;
-    let (hash, role) = match rows.first() {
-        Some(r) => (r[0].t(), Role::parse(&r[1].t())),
+    let (hash, role) = match users::get(&s.store, &f.username).await? {
+        Some(u) => (u.password_hash, Role::parse(&u.role)),
         // Unknown users cost the same time as known ones.
         None => (dummy_hash().to_owned(), None),
     };
@@ -296,18 +195,9 @@ pub async fn login(State(c): State<Arc<Console>>, req: Request) -> Page {
     let Some(role) = role.filter(|_| ok) else {
         s.store
             .apply(&[
-                Stmt {
-                    sql: "INSERT INTO console_login_failures (key, at) VALUES ($1, $2)",
-                    args: vec![Arg::T(user_key), Arg::I(now)],
-                },
-                Stmt {
-                    sql: "INSERT INTO console_login_failures (key, at) VALUES ($1, $2)",
-                    args: vec![Arg::T(ip_key), Arg::I(now)],
-                },
-                Stmt {
-                    sql: "DELETE FROM console_login_failures WHERE at < $1",
-                    args: vec![Arg::I(now - 24 * 3600 * 1000)],
-                },
+                users::failure(&user_key, now),
+                users::failure(&ip_key, now),
+                users::forget_failures_before(now - 24 * 3600 * 1000),
             ])
             .await?;
         return again("wrong", StatusCode::UNAUTHORIZED);
@@ -316,18 +206,8 @@ pub async fn login(State(c): State<Arc<Console>>, req: Request) -> Page {
     let csrf = random_hex();
     s.store
         .apply(&[
-            Stmt {
-                sql: "INSERT INTO console_sessions (token_hash, username, role, csrf, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
-                args: vec![
-                    Arg::T(sha256_hex(&token)),
-                    Arg::T(f.username.clone()),
-                    Arg::T(role_name(role).to_owned()),
-                    Arg::T(csrf),
-                    Arg::I(now),
-                    Arg::I(now + SESSION_MS),
-                ],
-            },
-            Stmt { sql: "DELETE FROM console_sessions WHERE expires_at < $1", args: vec![Arg::I(now)] },
+            users::open_session(&sha256_hex(&token), &f.username, role, &csrf, now, now + SESSION_MS),
+            users::forget_sessions_before(now),
             audit_stmt(now, &format!("console:{}", f.username), "login", "-", "-", None, None, json!({})),
         ])
         .await?;
@@ -341,24 +221,44 @@ pub async fn login(State(c): State<Arc<Console>>, req: Request) -> Page {
     Ok(res)
 }
 
-fn dummy_hash() -> &'static str {
-    static H: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    H.get_or_init(|| hash_password("not-a-real-password").unwrap_or_default())
-}
-
 /// `POST /console/logout`: ends the session.
 pub async fn logout(State(c): State<Arc<Console>>, req: Request) -> Page {
     if let Some(t) = cookie_token(&req) {
-        c.shared
-            .store
-            .apply(&[Stmt {
-                sql: "DELETE FROM console_sessions WHERE token_hash = $1",
-                args: vec![Arg::T(sha256_hex(&t))],
-            }])
-            .await?;
+        c.shared.store.apply(&[users::close_session(&sha256_hex(&t))]).await?;
     }
     let mut res = Redirect::to("/console/login").into_response();
     let cookie = format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/console; Max-Age=0");
     res.headers_mut().insert(header::SET_COOKIE, HeaderValue::from_str(&cookie).expect("ascii cookie"));
     Ok(res)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn form_fields_are_percent_decoded() {
+        // (body, field, value)
+        let table: [(&str, &str, Option<&str>); 7] = [
+            ("csrf=abc&text=hi", "csrf", Some("abc")),
+            ("text=a+b%21&csrf=x", "text", Some("a b!")),
+            ("text=%E4%BD%A0", "text", Some("\u{4f60}")),
+            ("text=100%", "text", Some("100%")),
+            ("flag", "flag", Some("")),
+            ("a=1&a=2", "a", Some("1")),
+            ("a=1", "b", None),
+        ];
+        for (body, field, want) in table {
+            assert_eq!(form_field(body.as_bytes(), field).as_deref(), want, "{body:?} {field}");
+        }
+    }
+
+    #[test]
+    fn tokens_compare_whole() {
+        let table =
+            [("abc", "abc", true), ("abc", "abd", false), ("abc", "ab", false), ("", "", true), ("", "a", false)];
+        for (a, b, want) in table {
+            assert_eq!(same(a, b), want, "{a:?} {b:?}");
+        }
+    }
 }

@@ -16,15 +16,22 @@ use serde_json::{Value, json};
 
 use super::{Console, Fail, Page, Sess, fmt_ms, segments};
 use crate::{
+    domain::role::Role,
     domain::{
         case::Case,
         catalog::INTENT_IDS,
         event::InboundEvent,
         schedule::{CallDecision, History},
     },
-    service::{
-        Role, audit_stmt, now_ms,
-        store::{Arg, Col, Stmt, Store, StoreError},
+    state::now_ms,
+    store::{
+        StoreError,
+        audit::audit_stmt,
+        autonomy,
+        calls::{self, CallAttempts, CallStatus},
+        drafts::{self, DraftStatus},
+        inbox,
+        promises::{self, PromiseStatus},
     },
 };
 
@@ -41,53 +48,32 @@ pub(super) struct CallsQuery {
     msg: String,
 }
 
-type CallRow = (i64, String, String, i64, Vec<Timestamp>, Vec<String>, String);
+/// A call with its attempt times read.
+struct Call {
+    id: i64,
+    shop: String,
+    conv: String,
+    attempts: i64,
+    times: Vec<Timestamp>,
+    script: Vec<String>,
+    status: CallStatus,
+    draft_id: i64,
+}
 
-async fn call_rows(store: &Store, id: Option<i64>) -> Result<Vec<CallRow>, StoreError> {
-    let cols = [
-        Col::I("id"),
-        Col::T("shop_id"),
-        Col::T("conversation_id"),
-        Col::I("attempts"),
-        Col::T("attempt_times"),
-        Col::T("script"),
-        Col::T("status"),
-    ];
-    let rows = match id {
-        Some(id) => {
-            store
-                .rows(
-                    "SELECT id, shop_id, conversation_id, attempts, attempt_times, script, status FROM calls WHERE id = $1",
-                    &[Arg::I(id)],
-                    &cols,
-                )
-                .await?
+impl From<CallAttempts> for Call {
+    fn from(r: CallAttempts) -> Self {
+        let times: Vec<i64> = serde_json::from_str(&r.attempt_times).unwrap_or_default();
+        Self {
+            id: r.id,
+            shop: r.shop_id,
+            conv: r.conversation_id,
+            attempts: r.attempts,
+            times: times.into_iter().filter_map(|t| Timestamp::from_millisecond(t).ok()).collect(),
+            script: serde_json::from_str(&r.script).unwrap_or_default(),
+            status: r.status,
+            draft_id: r.draft_id,
         }
-        None => {
-            store
-                .rows(
-                    "SELECT id, shop_id, conversation_id, attempts, attempt_times, script, status FROM calls ORDER BY id LIMIT 500",
-                    &[],
-                    &cols,
-                )
-                .await?
-        }
-    };
-    Ok(rows
-        .into_iter()
-        .map(|r| {
-            let times: Vec<i64> = serde_json::from_str(&r[4].t()).unwrap_or_default();
-            (
-                r[0].i(),
-                r[1].t(),
-                r[2].t(),
-                r[3].i(),
-                times.into_iter().filter_map(|t| Timestamp::from_millisecond(t).ok()).collect(),
-                serde_json::from_str(&r[5].t()).unwrap_or_default(),
-                r[6].t(),
-            )
-        })
-        .collect())
+    }
 }
 
 fn history(attempts: i64, times: &[Timestamp]) -> History {
@@ -103,20 +89,13 @@ fn decision(c: &Console, at: Timestamp, attempts: i64, times: &[Timestamp]) -> C
 /// The calls page as at `at`.
 async fn calls_view(c: &Console, me: &Sess, at: Timestamp, msg: &str) -> Page {
     let tz = c.tz();
-    let drafts: BTreeMap<i64, i64> = c
-        .shared
-        .store
-        .rows("SELECT id, draft_id FROM calls ORDER BY id LIMIT 500", &[], &[Col::I("id"), Col::I("draft_id")])
-        .await?
-        .into_iter()
-        .map(|r| (r[0].i(), r[1].i()))
-        .collect();
     let mut items = Vec::new();
-    for (id, shop, conv, attempts, times, script, status) in call_rows(&c.shared.store, None).await? {
+    for call in calls::with_attempts(&c.shared.store).await?.into_iter().map(Call::from) {
+        let Call { id, shop, conv, attempts, times, script, status, draft_id } = call;
         let d = decision(c, at, attempts, &times);
         items.push(json!({
             "id": id, "shop_id": shop, "conversation_id": conv, "attempts": attempts, "status": status,
-            "draft_id": drafts.get(&id),
+            "draft_id": draft_id,
             "max_attempts": c.settings().calls.max_attempts(), "script": script,
             "allowed": d.allowed, "reason": d.reason,
             "next_allowed": d.next_allowed_at.map(|z| z.strftime("%Y-%m-%d %H:%M").to_string()),
@@ -154,8 +133,8 @@ pub(super) async fn call_now(
     UrlPath(id): UrlPath<i64>,
 ) -> Page {
     me.need(Role::Agent)?;
-    let Some((_, shop, conv, attempts, mut times, _, _)) =
-        call_rows(&c.shared.store, Some(id)).await?.into_iter().next()
+    let Some(Call { shop, conv, attempts, mut times, .. }) =
+        calls::attempts_of(&c.shared.store, id).await?.map(Call::from)
     else {
         return Err(Fail::new(StatusCode::NOT_FOUND, "not_found", format!("no call {id}")));
     };
@@ -173,11 +152,17 @@ pub(super) async fn call_now(
         .shared
         .store
         .apply(&[
-            Stmt {
-                sql: "UPDATE calls SET attempts = attempts + 1, attempt_times = $2, status = 'attempted' WHERE id = $1 AND attempts = $3",
-                args: vec![Arg::I(id), Arg::T(serde_json::to_string(&json_times).unwrap_or_default()), Arg::I(attempts)],
-            },
-            audit_stmt(ms, &me.actor(), "call", &shop, &conv, None, None, json!({"call_id": id, "attempt": attempts + 1})),
+            calls::attempted(id, &serde_json::to_string(&json_times).unwrap_or_default(), attempts),
+            audit_stmt(
+                ms,
+                &me.actor(),
+                "call",
+                &shop,
+                &conv,
+                None,
+                None,
+                json!({"call_id": id, "attempt": attempts + 1}),
+            ),
         ])
         .await?;
     if counts[0] == 0 {
@@ -201,34 +186,16 @@ pub(super) async fn promises_page(
     Query(q): Query<MsgQuery>,
 ) -> Page {
     me.need(Role::Agent)?;
-    let rows = c
-        .shared
-        .store
-        .rows(
-            "SELECT id, shop_id, conversation_id, what, due_at, status, kept_by, COALESCE(kept_at, 0) AS kept_at, draft_id FROM promises ORDER BY CASE WHEN status = 'open' THEN 0 ELSE 1 END, due_at LIMIT 500",
-            &[],
-            &[
-                Col::I("id"),
-                Col::T("shop_id"),
-                Col::T("conversation_id"),
-                Col::T("what"),
-                Col::I("due_at"),
-                Col::T("status"),
-                Col::T("kept_by"),
-                Col::I("kept_at"),
-                Col::I("draft_id"),
-            ],
-        )
-        .await?;
     let now = now_ms();
-    let items: Vec<Value> = rows
+    let items: Vec<Value> = promises::for_console(&c.shared.store)
+        .await?
         .iter()
-        .map(|r| {
-            let open = r[5].t() == "open";
-            json!({"id": r[0].i(), "shop_id": r[1].t(), "conversation_id": r[2].t(), "what": r[3].t(),
-                   "due": fmt_ms(r[4].i(), c.tz()), "status": r[5].t(), "overdue": open && r[4].i() < now,
-                   "due_soon": open && r[4].i() >= now && r[4].i() < now + 4 * 3600 * 1000,
-                   "kept_by": r[6].opt(), "kept_at": (r[7].i() > 0).then(|| fmt_ms(r[7].i(), c.tz())), "draft_id": r[8].i()})
+        .map(|p| {
+            let open = p.status == PromiseStatus::Open;
+            json!({"id": p.id, "shop_id": p.shop_id, "conversation_id": p.conversation_id, "what": p.what,
+                   "due": fmt_ms(p.due_at, c.tz()), "status": p.status, "overdue": open && p.due_at < now,
+                   "due_soon": open && p.due_at >= now && p.due_at < now + 4 * 3600 * 1000,
+                   "kept_by": p.kept_by, "kept_at": (p.kept_at > 0).then(|| fmt_ms(p.kept_at, c.tz())), "draft_id": p.draft_id})
         })
         .collect();
     c.page("promises.html", Some(&me), json!({"items": items, "msg": q.msg}))
@@ -240,16 +207,7 @@ pub(super) async fn promise_kept(
     UrlPath(id): UrlPath<i64>,
 ) -> Page {
     me.need(Role::Agent)?;
-    let rows = c
-        .shared
-        .store
-        .rows(
-            "SELECT shop_id, conversation_id, draft_id, what FROM promises WHERE id = $1",
-            &[Arg::I(id)],
-            &[Col::T("shop_id"), Col::T("conversation_id"), Col::I("draft_id"), Col::T("what")],
-        )
-        .await?;
-    let Some(r) = rows.first() else {
+    let Some(p) = promises::get(&c.shared.store, id).await? else {
         return Err(Fail::new(StatusCode::NOT_FOUND, "not_found", format!("no promise {id}")));
     };
     let now = now_ms();
@@ -257,11 +215,17 @@ pub(super) async fn promise_kept(
         .shared
         .store
         .apply(&[
-            Stmt {
-                sql: "UPDATE promises SET status = 'kept', kept_by = $2, kept_at = $3 WHERE id = $1 AND status = 'open'",
-                args: vec![Arg::I(id), Arg::T(me.actor()), Arg::I(now)],
-            },
-            audit_stmt(now, &me.actor(), "promise_kept", &r[0].t(), &r[1].t(), Some(r[2].i()), None, json!({"promise_id": id, "what": r[3].t()})),
+            promises::keep(id, &me.actor(), now),
+            audit_stmt(
+                now,
+                &me.actor(),
+                "promise_kept",
+                &p.shop_id,
+                &p.conversation_id,
+                Some(p.draft_id),
+                None,
+                json!({"promise_id": id, "what": p.what}),
+            ),
         ])
         .await?;
     if counts[0] == 0 {
@@ -360,53 +324,30 @@ fn median_s(waits: &mut [i64]) -> Option<f64> {
 pub(super) async fn stats_page(State(c): State<Arc<Console>>, Extension(me): Extension<Sess>) -> Page {
     me.need(Role::Agent)?;
     let s = &c.shared;
-    let rows = s
-        .store
-        .rows(
-            "SELECT route, status, intents, created_at, shop_id, conversation_id FROM drafts ORDER BY id LIMIT 100000",
-            &[],
-            &[
-                Col::T("route"),
-                Col::T("status"),
-                Col::T("intents"),
-                Col::I("created_at"),
-                Col::T("shop_id"),
-                Col::T("conversation_id"),
-            ],
-        )
-        .await?;
+    let rows = drafts::for_stats(&s.store).await?;
     let mut all = Tally::default();
     let mut by_intent: BTreeMap<String, Tally> = BTreeMap::new();
     let mut by_day: BTreeMap<String, Tally> = BTreeMap::new();
     // A conversation counts under the intent of its first draft.
     let mut conv_intent: BTreeMap<(String, String), String> = BTreeMap::new();
     for r in &rows {
-        let (route, status) = (r[0].t(), r[1].t());
-        let intent = primary_intent(&r[2].t());
-        all.add(&route, &status);
-        by_intent.entry(intent.clone()).or_default().add(&route, &status);
-        by_day.entry(fmt_ms(r[3].i(), c.tz()).chars().take(10).collect()).or_default().add(&route, &status);
-        conv_intent.entry((r[4].t(), r[5].t())).or_insert(intent);
+        let (route, status) = (r.route.as_str(), r.status.as_str());
+        let intent = primary_intent(&r.intents);
+        all.add(route, status);
+        by_intent.entry(intent.clone()).or_default().add(route, status);
+        by_day.entry(fmt_ms(r.created_at, c.tz()).chars().take(10).collect()).or_default().add(route, status);
+        conv_intent.entry((r.shop_id.clone(), r.conversation_id.clone())).or_insert(intent);
     }
     // Time to first reply: per conversation, its first message to its first reply sent.
-    let firsts = s
-        .store
-        .rows(
-            "SELECT i.shop_id, i.conversation_id, CAST(MIN(i.received_at) AS BIGINT) AS first_at,
-                    CAST(COALESCE((SELECT MIN(sent_at) FROM sends x WHERE x.shop_id = i.shop_id AND x.conversation_id = i.conversation_id AND x.status = 'sent') - MIN(i.received_at), 0) AS BIGINT) AS wait
-               FROM inbox i GROUP BY i.shop_id, i.conversation_id",
-            &[],
-            &[Col::T("shop_id"), Col::T("conversation_id"), Col::I("first_at"), Col::I("wait")],
-        )
-        .await?;
+    let firsts = inbox::first_replies(&s.store).await?;
     let mut waits = Vec::new();
     let mut waits_by_day: BTreeMap<String, Vec<i64>> = BTreeMap::new();
     let mut waits_by_intent: BTreeMap<String, Vec<i64>> = BTreeMap::new();
-    for r in firsts.iter().filter(|r| r[3].i() > 0) {
-        waits.push(r[3].i());
-        waits_by_day.entry(fmt_ms(r[2].i(), c.tz()).chars().take(10).collect()).or_default().push(r[3].i());
-        if let Some(i) = conv_intent.get(&(r[0].t(), r[1].t())) {
-            waits_by_intent.entry(i.clone()).or_default().push(r[3].i());
+    for r in firsts.iter().filter(|r| r.wait > 0) {
+        waits.push(r.wait);
+        waits_by_day.entry(fmt_ms(r.first_at, c.tz()).chars().take(10).collect()).or_default().push(r.wait);
+        if let Some(i) = conv_intent.get(&(r.shop_id.clone(), r.conversation_id.clone())) {
+            waits_by_intent.entry(i.clone()).or_default().push(r.wait);
         }
     }
     let conversations = waits.len();
@@ -448,24 +389,6 @@ pub(super) async fn stats_page(State(c): State<Arc<Console>>, Extension(me): Ext
 // ---------------------------------------------------------------------------------------------
 // Autonomy
 
-/// Whether auto-send is switched on for every intent in `intents` (the pipeline's one lookup:
-/// `plan_message` asks this where the route is decided).
-///
-/// # Errors
-/// The store failed.
-pub async fn auto_send_allowed(store: &Store, intents: &[&str]) -> Result<bool, StoreError> {
-    if intents.is_empty() {
-        return Ok(false);
-    }
-    let on: Vec<String> = store
-        .rows("SELECT intent FROM autonomy WHERE enabled = 1", &[], &[Col::T("intent")])
-        .await?
-        .into_iter()
-        .map(|r| r[0].t())
-        .collect();
-    Ok(intents.iter().all(|i| on.iter().any(|o| o == i)))
-}
-
 /// One intent's record: how many of its latest reviewed drafts were approved unedited.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Earned {
@@ -494,33 +417,18 @@ pub struct Earned {
 pub async fn earned(c: &Console) -> Result<Vec<Earned>, StoreError> {
     let bar = c.settings().autonomy;
     let n = i64::from(bar.min_drafts);
-    let rows = c
-        .shared
-        .store
-        .rows(
-            "SELECT intents, status FROM drafts WHERE status IN ('approved', 'edited', 'rejected') ORDER BY decided_at DESC, id DESC LIMIT 200000",
-            &[],
-            &[Col::T("intents"), Col::T("status")],
-        )
-        .await?;
+    let rows = drafts::reviewed(&c.shared.store).await?;
     let mut seen: BTreeMap<String, (i64, i64)> = BTreeMap::new();
     for r in &rows {
-        let e = seen.entry(primary_intent(&r[0].t())).or_default();
+        let e = seen.entry(primary_intent(&r.intents)).or_default();
         if e.0 < n {
             e.0 += 1;
-            if r[1].t() == "approved" {
+            if r.status == DraftStatus::Approved {
                 e.1 += 1;
             }
         }
     }
-    let on: Vec<String> = c
-        .shared
-        .store
-        .rows("SELECT intent FROM autonomy WHERE enabled = 1", &[], &[Col::T("intent")])
-        .await?
-        .into_iter()
-        .map(|r| r[0].t())
-        .collect();
+    let on = autonomy::enabled(&c.shared.store).await?;
     Ok(INTENT_IDS
         .iter()
         .map(|id| {
@@ -597,11 +505,7 @@ pub(super) async fn autonomy_set(
     c.shared
         .store
         .apply(&[
-            Stmt {
-                sql: "INSERT INTO autonomy (intent, enabled, changed_by, changed_at) VALUES ($1, $2, $3, $4)
-                      ON CONFLICT (intent) DO UPDATE SET enabled = excluded.enabled, changed_by = excluded.changed_by, changed_at = excluded.changed_at",
-                args: vec![Arg::T(record.intent.to_owned()), Arg::I(i64::from(on)), Arg::T(me.actor()), Arg::I(now)],
-            },
+            autonomy::set(record.intent, on, &me.actor(), now),
             audit_stmt(
                 now,
                 &me.actor(),

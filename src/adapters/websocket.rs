@@ -3,7 +3,7 @@
 //! JSON text frames and sends replies back over the same connection.
 //!
 //! Delivery contract: a `message` frame is acknowledged (`ack`) only after
-//! [`super::store_event`] committed it, so a dropped connection or a crash loses nothing (the
+//! [`store_event`] committed it, so a dropped connection or a crash loses nothing (the
 //! peer redelivers what it has no `ack` for) and a redelivered frame is acknowledged again but
 //! not processed twice. A malformed frame gets an `error` frame and is neither stored nor
 //! acknowledged. The connection is kept alive with websocket pings; a peer that stops answering
@@ -16,25 +16,27 @@
 
 use std::{
     collections::HashMap,
-    hash::BuildHasher,
     sync::{Arc, Mutex},
     time::Duration,
 };
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{SinkExt, StreamExt, future::BoxFuture};
+use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::{sync::mpsc, time::Instant};
 use tokio_tungstenite::tungstenite::{self, Message, client::IntoClientRequest, http::HeaderValue};
 
-use super::{
-    Shared,
-    platform::{Outcome, Platform},
+pub use crate::config::websocket::{TOKEN_ENV, WsConfig};
+use crate::{
+    domain::event::InboundEvent,
+    intake::store_event,
+    outbound::{
+        http::jittered,
+        platform::{Outcome, Platform},
+    },
+    state::AppState,
 };
-use crate::{config::WebsocketFile, domain::event::InboundEvent};
-
-/// The environment variable holding the bearer token sent on connect.
-pub const TOKEN_ENV: &str = "SHOUHOU_WS_TOKEN";
 
 /// The first reconnection delay; it doubles per failed attempt up to `reconnect_max`.
 const BACKOFF_BASE: Duration = Duration::from_millis(500);
@@ -44,52 +46,6 @@ const STABLE_AFTER: Duration = Duration::from_secs(10);
 
 /// How long the websocket handshake may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The validated adapter settings, with the token resolved from the environment.
-#[derive(Clone)]
-pub struct WsConfig {
-    /// `ws://…` or `wss://…`.
-    pub url: String,
-    /// Bearer token sent as `Authorization: Bearer …` on the upgrade request.
-    pub token: String,
-    /// Shops served by this connection (messages accepted for, replies sent for).
-    pub shops: Vec<String>,
-    /// Time between pings.
-    pub ping_interval: Duration,
-    /// Time to wait for a pong (or any frame) after a ping.
-    pub pong_timeout: Duration,
-    /// Longest reconnection delay.
-    pub reconnect_max: Duration,
-    /// Time to wait for a reply's `reply_ack`.
-    pub reply_timeout: Duration,
-}
-
-impl std::fmt::Debug for WsConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WsConfig").field("url", &self.url).field("shops", &self.shops).finish_non_exhaustive()
-    }
-}
-
-impl WsConfig {
-    /// Builds the settings from `[websocket]` and the token from [`TOKEN_ENV`].
-    ///
-    /// # Errors
-    /// The token is missing or empty (the message names the variable).
-    pub fn from_file(f: &WebsocketFile, token: Option<String>) -> anyhow::Result<Self> {
-        let token = token.filter(|t| !t.trim().is_empty()).ok_or_else(|| {
-            anyhow::anyhow!("[websocket] is configured but {TOKEN_ENV} is not set: set it to the push endpoint's token")
-        })?;
-        Ok(Self {
-            url: f.url.clone(),
-            token: token.trim().to_owned(),
-            shops: f.shops.clone(),
-            ping_interval: Duration::from_secs(f.ping_interval_secs),
-            pong_timeout: Duration::from_secs(f.pong_timeout_secs),
-            reconnect_max: Duration::from_secs(f.reconnect_max_secs),
-            reply_timeout: Duration::from_secs(f.reply_timeout_secs),
-        })
-    }
-}
 
 /// One JSON text frame of the protocol, tagged by `type`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -103,7 +59,7 @@ pub enum Frame {
         /// The shop; may instead be in the event, or implied when the connection serves one shop.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         shop_id: Option<String>,
-        /// The event (DESIGN.md "Inbound event").
+        /// The event (docs/design.md "Inbound event").
         event: Value,
     },
     /// shouhou to peer: the message is stored; do not deliver it again.
@@ -224,11 +180,7 @@ impl WsLink {
 }
 
 impl Platform for WsLink {
-    fn send<'a>(
-        &'a self,
-        key: &'a str,
-        reply: &'a Value,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Outcome> + Send + 'a>> {
+    fn send<'a>(&'a self, key: &'a str, reply: &'a Value) -> BoxFuture<'a, Outcome> {
         Box::pin(async move {
             let s = |k: &str| reply[k].as_str().unwrap_or_default().to_owned();
             let frame = Frame::Reply {
@@ -267,7 +219,7 @@ enum End {
 
 /// Keeps a connection to the push endpoint until shutdown: connect, serve, and on any loss
 /// reconnect after a jittered exponential backoff.
-pub async fn run(s: Arc<Shared>, cfg: WsConfig, link: Arc<WsLink>) {
+pub async fn run(s: Arc<AppState>, cfg: WsConfig, link: Arc<WsLink>) {
     let mut failures: u32 = 0;
     loop {
         if s.shutdown.is_cancelled() {
@@ -296,11 +248,7 @@ pub async fn run(s: Arc<Shared>, cfg: WsConfig, link: Arc<WsLink>) {
 /// then a random point in its upper half (so instances that lost the same peer spread out).
 #[must_use]
 pub fn backoff(n: u32, max: Duration) -> Duration {
-    let exp = BACKOFF_BASE.saturating_mul(1u32 << n.saturating_sub(1).min(16)).min(max);
-    let half = exp / 2;
-    let span = u64::try_from(half.as_millis()).unwrap_or(u64::MAX).max(1);
-    let r = std::collections::hash_map::RandomState::new().hash_one(std::time::Instant::now()) % span;
-    half + Duration::from_millis(r)
+    jittered(crate::outbound::http::backoff(BACKOFF_BASE, n, max))
 }
 
 /// The URL without its query (which may carry credentials), for logs.
@@ -309,12 +257,12 @@ fn url_for_log(url: &str) -> &str {
 }
 
 /// One connection, from handshake to loss or shutdown.
-async fn session(s: &Shared, cfg: &WsConfig, link: &WsLink) -> End {
+async fn session(s: &AppState, cfg: &WsConfig, link: &WsLink) -> End {
     let mut req = match cfg.url.as_str().into_client_request() {
         Ok(r) => r,
         Err(e) => return End::Lost(format!("bad websocket url: {e}")),
     };
-    match HeaderValue::from_str(&format!("Bearer {}", cfg.token)) {
+    match HeaderValue::from_str(&format!("Bearer {}", cfg.token.expose_secret())) {
         Ok(v) => {
             req.headers_mut().insert("authorization", v);
         }
@@ -400,7 +348,7 @@ async fn session(s: &Shared, cfg: &WsConfig, link: &WsLink) -> End {
 }
 
 /// Handles one text frame; returns the frame to answer with, if any.
-async fn handle_text(s: &Shared, cfg: &WsConfig, link: &WsLink, text: &str) -> Option<Frame> {
+async fn handle_text(s: &AppState, cfg: &WsConfig, link: &WsLink, text: &str) -> Option<Frame> {
     let refuse = |id: Option<String>, reason: String| {
         metrics::counter!("shouhou_ws_frames_total", "result" => "refused").increment(1);
         Some(Frame::Error { id, reason, retry: false })
@@ -420,7 +368,7 @@ async fn handle_text(s: &Shared, cfg: &WsConfig, link: &WsLink, text: &str) -> O
                 Ok(m) => m,
                 Err(reason) => return refuse(id, reason),
             };
-            match super::store_event(s, &m.shop, &m.event, &m.raw).await {
+            match store_event(s, &m.shop, &m.event, &m.raw).await {
                 Ok(duplicate) => {
                     metrics::counter!("shouhou_ws_frames_total", "result" => "acked").increment(1);
                     Some(Frame::Ack { id: m.id, message_id: m.event.message_id, duplicate })
