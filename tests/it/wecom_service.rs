@@ -318,7 +318,7 @@ async fn owner(r: &run::Running, c: &str) -> String {
 /// callbacks refused with nothing stored.
 async fn conversation_body(db: &str) {
     let (fake, api) = fake_wecom().await;
-    fake.page("", "c1", 0, vec![text_msg("from_msgid_1001", 1, "都五天了还不发货？？", 5)]);
+    fake.page("", "c1", 0, vec![text_msg("from_msgid_1001", 1, "能开发票吗", 5)]);
     let r = start(db, file(&api, 5, 48)).await;
     let base = format!("http://{}", r.addr);
 
@@ -404,7 +404,7 @@ async fn conversation_body(db: &str) {
     assert_eq!(fake.with(|a| a.syncs.len()), 1, "a replayed callback does not pull again");
     assert_eq!(count(&r, "SELECT COUNT(*) AS n FROM wecom_callbacks", &[]).await, 1);
     // The next callback pulls from the stored cursor; the same message again is not processed twice.
-    fake.page("c1", "c2", 0, vec![text_msg("from_msgid_1001", 1, "都五天了还不发货？？", 5)]);
+    fake.page("c1", "c2", 0, vec![text_msg("from_msgid_1001", 1, "能开发票吗", 5)]);
     assert_eq!(callback(&base, "shop-1", "SYNC-T2", "n-cb2").await.0, 200);
     assert!(wait_until(|| async { fake.with(|a| a.syncs.len()) == 2 }, 20).await);
     assert_eq!(fake.with(|a| a.syncs[1].0.clone()), "c1");
@@ -434,7 +434,7 @@ async fn conversation_end_to_end_postgres() {
 /// again; frequency-limit answers (45009) and system-busy (-1) are retried until sent.
 async fn token_and_rate_limit_body(db: &str) {
     let (fake, api) = fake_wecom().await;
-    fake.page("", "c1", 0, vec![text_msg("m-a", 2, "都五天了还不发货？？", 5)]);
+    fake.page("", "c1", 0, vec![text_msg("m-a", 2, "能开发票吗", 5)]);
     let r = start(db, WecomFile { send_interval_ms: 250, ..file(&api, 5, 48) }).await;
     let base = format!("http://{}", r.addr);
     assert_eq!(callback(&base, "shop-1", "T1", "n1").await.0, 200);
@@ -560,12 +560,13 @@ async fn waiting(base: &str, conv: &str) -> Option<i64> {
 /// A buyer message older than the window cannot be answered at all.
 async fn budget_body(db: &str) {
     let (fake, api) = fake_wecom().await;
-    fake.page("", "c1", 0, vec![text_msg("m-1", 4, "都五天了还不发货？？", 20), text_msg("m-2", 4, "能开发票吗", 10)]);
+    fake.page("", "c1", 0, vec![text_msg("m-1", 4, "能开发票吗", 20), text_msg("m-2", 4, "你好", 10)]);
     let r = start(db, file(&api, 1, 1)).await;
     let base = format!("http://{}", r.addr);
     assert_eq!(callback(&base, "shop-1", "T1", "n1").await.0, 200);
     assert!(wait_until(|| async { fake.sent_texts().len() == 1 }, 30).await, "the first FAQ is answered");
-    let id = waiting(&base, &conv(4)).await.expect("the second FAQ waits for review");
+    let id =
+        waiting(&base, &conv(4)).await.expect("the second FAQ (auto-sendable, but over the budget) waits for review");
     let (code, body) = api_json(reqwest::Method::POST, format!("{base}/v1/drafts/{id}/approve"), None).await;
     assert_eq!(code, 409, "{body}");
     assert!(body["error"].as_str().unwrap().contains("reply budget is spent"), "{body}");
@@ -626,7 +627,7 @@ async fn budget_body(db: &str) {
     assert!(wait_until(|| async { fake.sent_texts().len() == 2 }, 30).await, "and sent");
 
     // Two hours after the buyer's message, with a 1-hour window: not answered.
-    fake.page("c2", "c3", 0, vec![text_msg("m-old", 5, "都五天了还不发货？？", 2 * 3600)]);
+    fake.page("c2", "c3", 0, vec![text_msg("m-old", 5, "能开发票吗", 2 * 3600)]);
     assert_eq!(callback(&base, "shop-1", "T3", "n3").await.0, 200);
     let late = waiting(&base, &conv(5)).await.expect("the late FAQ waits for review");
     let (code, body) = api_json(reqwest::Method::POST, format!("{base}/v1/drafts/{late}/approve"), None).await;
@@ -670,7 +671,7 @@ async fn takeover_body(db: &str) {
             json!({"msgid": "ev-1", "send_time": now_s(), "origin": 4, "msgtype": "event",
                     "event": {"event_type": "session_status_change", "open_kfid": KF, "external_userid": user(6),
                               "change_type": 1, "new_servicer_userid": "zhangsan"}}),
-            text_msg("m-d", 6, "都五天了还不发货？？", 1),
+            text_msg("m-d", 6, "能开发票吗", 1),
         ],
     );
     fake.with(|a| a.states.insert(user(6), (3, "zhangsan".into())));
@@ -700,10 +701,10 @@ async fn takeover_body(db: &str) {
     assert!(wait_until(|| async { owner(&r, &conv(6)).await == "bot" }, 20).await);
     // A person took the session in WeChat without an event reaching shouhou: the state check
     // before the send finds it, nothing is sent, and the owner is corrected.
-    fake.with(|a| a.states.insert(user(6), (3, "lisi".into())));
-    fake.page("c3", "c4", 0, vec![text_msg("m-e", 6, "能开发票吗", 1)]);
+    fake.with(|a| a.states.insert(user(7), (3, "lisi".into())));
+    fake.page("c3", "c4", 0, vec![text_msg("m-e", 7, "能开发票吗", 1)]);
     assert_eq!(callback(&base, "shop-1", "T4", "n4").await.0, 200);
-    assert!(wait_until(|| async { owner(&r, &conv(6)).await == "wecom:lisi" }, 20).await, "owner corrected");
+    assert!(wait_until(|| async { owner(&r, &conv(7)).await == "wecom:lisi" }, 20).await, "owner corrected");
     assert!(fake.sent_texts().is_empty());
     let failed = || async {
         count(&r, "SELECT COUNT(*) AS n FROM sends WHERE status = 'failed' AND last_error LIKE '%state 3%'", &[]).await
