@@ -10,6 +10,7 @@ mod edge;
 mod entity;
 mod guard;
 mod layers;
+mod linear;
 mod migrations;
 mod normalize;
 mod outbox;
