@@ -39,6 +39,9 @@ pub struct ConfigFile {
     pub sla: Sla,
     /// Phone-call policy.
     pub calls: CallsFile,
+    /// How parcels are judged (optional).
+    #[serde(default)]
+    pub logistics: LogisticsFile,
     /// When an intent has earned automatic sending (the console's autonomy page).
     #[serde(default)]
     pub autonomy: AutonomyFile,
@@ -54,6 +57,25 @@ pub struct ConfigFile {
     /// The Chatwoot Agent Bot adapter (`docs/chatwoot.md`); off when absent.
     #[serde(default)]
     pub chatwoot: Option<ChatwootFile>,
+}
+
+/// `[logistics]`: how the parcel's tracking is read.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogisticsFile {
+    /// Hours without a new tracking event after which a parcel counts as stuck.
+    #[serde(default = "default_stuck_hours")]
+    pub stuck_hours: u32,
+}
+
+impl Default for LogisticsFile {
+    fn default() -> Self {
+        Self { stuck_hours: default_stuck_hours() }
+    }
+}
+
+fn default_stuck_hours() -> u32 {
+    48
 }
 
 /// `[webhooks]`: where shouhou's own events are delivered (Standard Webhooks).
@@ -389,6 +411,9 @@ impl Settings {
                 return Err(err("tmc.pull_seconds", "must be between 1 and 3600".into()));
             }
         }
+        if file.logistics.stuck_hours == 0 {
+            return Err(err("logistics.stuck_hours", "must be at least 1 hour".into()));
+        }
         let tmc = file.tmc;
         validate_adapters(file.websocket.as_ref(), file.chatwoot.as_ref()).map_err(|(k, p)| err(k, p))?;
         let policy = Policy {
@@ -402,6 +427,7 @@ impl Settings {
             rotten_late_days: file.compensation.rotten_late_days,
             authority,
             sla: file.sla,
+            stuck_hours: file.logistics.stuck_hours,
             calls,
             autonomy: file.autonomy,
             shop: file.shop,

@@ -64,8 +64,10 @@ pub async fn plan_message(
     };
     let mut draft = s.assistant.draft(&case, &event, Timestamp::now());
     // Auto-send earned per intent (the console's autonomy page): a clean draft for review is
-    // sent when a supervisor has switched auto-send on for each of its intents.
+    // sent when a supervisor has switched auto-send on for each of its intents. Never a draft
+    // that states facts the data lacks or answers one of several requests (`needs`).
     if draft.route == Route::Review
+        && draft.needs.is_empty()
         && draft.reply.is_some()
         && draft.guard.passed()
         && s.assistant.settings.auto_enabled

@@ -8,6 +8,7 @@ mod corpus;
 mod draft;
 mod edge;
 mod entity;
+mod grounded;
 mod guard;
 mod layers;
 mod linear;

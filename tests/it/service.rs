@@ -112,6 +112,7 @@ pub(crate) fn event(conv: &str, msg: &str, text: &str, sender: &str) -> String {
         "message_id": msg, "shop_id": "shop-1", "conversation_id": conv, "sender": {"account_id": sender},
         "sent_at": "2026-11-22T10:15:00+08:00", "text": text,
         "order": {"order_id": "3391228745", "buyer_account_id": "tb_buyer_1", "status": "paid", "total": "199.00",
+                  "paid_at": (jiff::Timestamp::now() - jiff::SignedDuration::from_hours(2)).to_string(),
                   "items": [{"title": "羊毛大衣", "category": "apparel", "price": "199.00"}],
                   "receiver": {"name": "王秀英", "phone": "13912345678", "address": "测试省示例市幸福区光明路88号"}}
     })
