@@ -128,7 +128,7 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// it, and cut off after [`REQUEST_TIMEOUT`].
 pub fn router(shared: Arc<AppState>, wecom: Option<Arc<Wecom>>) -> axum::Router {
     use tower_http::{
-        request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+        request_id::{PropagateRequestIdLayer, SetRequestIdLayer},
         timeout::TimeoutLayer,
         trace::TraceLayer,
     };
@@ -152,7 +152,50 @@ pub fn router(shared: Arc<AppState>, wecom: Option<Arc<Wecom>>) -> axum::Router 
         .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(trace)
-        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(SetRequestIdLayer::x_request_id(RequestIds::new()))
+}
+
+/// Request ids shaped like UUIDs: a random prefix drawn once per process, then a counter, so an id
+/// costs no system call (a UUID v4 reads the OS random source per request).
+#[derive(Clone)]
+pub struct RequestIds {
+    prefix: u64,
+    next: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl RequestIds {
+    /// Ids with a fresh random prefix.
+    #[must_use]
+    pub fn new() -> Self {
+        Self { prefix: u64::from_le_bytes(crate::accounts::random_bytes::<8>()), next: Arc::default() }
+    }
+
+    /// The `n`th id: `pppppppp-pppp-pppp-nnnn-nnnnnnnnnnnn` in hex (p: prefix, n: counter).
+    #[must_use]
+    pub fn id(&self, n: u64) -> String {
+        let p = self.prefix;
+        format!(
+            "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+            p >> 32,
+            (p >> 16) & 0xffff,
+            p & 0xffff,
+            (n >> 48) & 0xffff,
+            n & 0xffff_ffff_ffff
+        )
+    }
+}
+
+impl Default for RequestIds {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl tower_http::request_id::MakeRequestId for RequestIds {
+    fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<tower_http::request_id::RequestId> {
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        axum::http::HeaderValue::from_str(&self.id(n)).ok().map(tower_http::request_id::RequestId::new)
+    }
 }
 
 /// A database URL without its password, for messages.
@@ -223,4 +266,24 @@ pub fn spawn_workers(shared: &Arc<AppState>, ws_link: Option<Arc<WsLink>>, wecom
     }
     tracker.close();
     tracker
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_uuid_shaped_and_distinct() {
+        let ids = RequestIds { prefix: 0x0123_4567_89ab_cdef, next: Arc::default() };
+        let table = [
+            (0, "01234567-89ab-cdef-0000-000000000000"),
+            (1, "01234567-89ab-cdef-0000-000000000001"),
+            (u64::MAX, "01234567-89ab-cdef-ffff-ffffffffffff"),
+        ];
+        for (n, want) in table {
+            assert_eq!(ids.id(n), want);
+        }
+        let (a, b) = (RequestIds::new(), RequestIds::new());
+        assert_ne!(a.id(0), b.id(0), "each process draws its own prefix");
+    }
 }

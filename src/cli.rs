@@ -394,60 +394,14 @@ pub fn run(cli: Cli) -> Result<u8> {
                     let convs = templates.parent().unwrap_or(Path::new(".")).join("demo").join("conversations");
                     return crate::demo::demo(a, &convs, keep_running, &listen).await.map(|()| 0);
                 }
-                let shops =
-                    crate::config::parse_shop_secrets(&std::env::var("SHOUHOU_SHOP_SECRETS").unwrap_or_default())?;
-                let env = |k: &str| std::env::var(k).ok();
-                let websocket = settings
-                    .websocket
-                    .as_ref()
-                    .map(|w| crate::config::websocket::WsConfig::from_file(w, env(crate::config::websocket::TOKEN_ENV)))
-                    .transpose()?;
-                let chatwoot = settings
-                    .chatwoot
-                    .as_ref()
-                    .map(|c| {
-                        use crate::config::chatwoot::{ChatwootConfig, SECRET_ENV, TOKEN_ENV, URL_TOKEN_ENV};
-                        ChatwootConfig::from_file(c, env(TOKEN_ENV), env(SECRET_ENV), env(URL_TOKEN_ENV))
-                    })
-                    .transpose()?;
-                let wecom = settings
-                    .wecom
-                    .as_ref()
-                    .map(|w| {
-                        use crate::config::wecom::{AES_KEY_ENV, SECRET_ENV, TOKEN_ENV, WecomConfig};
-                        WecomConfig::from_file(w, env(TOKEN_ENV), env(AES_KEY_ENV), env(SECRET_ENV))
-                    })
-                    .transpose()?;
-                let tmc = crate::config::tmc::resolve(settings.tmc.as_ref(), env(crate::config::tmc::SECRET_ENV))?;
-                // Signed webhook intake needs shop secrets unless an adapter brings the events.
-                if shops.is_empty() && websocket.is_none() && chatwoot.is_none() && wecom.is_none() {
-                    anyhow::bail!(
-                        "SHOUHOU_SHOP_SECRETS is empty: set shop-id=whsec_… for every shop that sends events"
-                    );
-                }
-                let api_tokens =
-                    crate::config::parse_api_tokens(&std::env::var("SHOUHOU_API_TOKENS").unwrap_or_default())?;
-                let cfg = crate::config::ServiceConfig {
+                let flags = crate::config::runtime::ServeFlags {
                     database_url,
                     platform_url,
-                    shops,
-                    api_tokens,
                     instance: instance.unwrap_or_else(|| format!("pid{}", std::process::id())),
                     processors,
                     rate_per_shop,
-                    max_send_attempts: 12,
-                    webhooks: crate::config::webhooks::Webhooks::new(
-                        &settings.webhooks,
-                        &crate::config::parse_named_secrets(
-                            "SHOUHOU_WEBHOOK_SECRETS",
-                            &std::env::var("SHOUHOU_WEBHOOK_SECRETS").unwrap_or_default(),
-                        )?,
-                    )?,
-                    websocket,
-                    chatwoot,
-                    tmc,
-                    wecom,
                 };
+                let cfg = crate::config::ServiceConfig::from_env(&settings, flags)?;
                 let listener = tokio::net::TcpListener::bind(&listen)
                     .await
                     .with_context(|| format!("cannot listen on {listen}"))?;
