@@ -36,6 +36,9 @@ pub struct ConfigFile {
     /// Consumer webhooks (optional).
     #[serde(default)]
     pub webhooks: WebhooksFile,
+    /// The guard's per-shop switches (optional).
+    #[serde(default)]
+    pub guard: GuardSettings,
     /// The Taobao message service (TMC) client; absent means off.
     #[serde(default)]
     pub tmc: Option<TmcSettings>,
@@ -45,6 +48,16 @@ pub struct ConfigFile {
     /// The Chatwoot Agent Bot adapter (`docs/chatwoot.md`); off when absent.
     #[serde(default)]
     pub chatwoot: Option<ChatwootFile>,
+}
+
+/// `[guard]`: the guard's per-shop switches.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GuardSettings {
+    /// Channels (the event's `platform`) where contact details off the platform are allowed,
+    /// e.g. the shop's own WeChat channel. Everywhere else they are a platform violation.
+    #[serde(default)]
+    pub divert_allowed_channels: Vec<String>,
 }
 
 /// `[autonomy]`: the bar an intent must meet before a supervisor may turn auto-send on.
@@ -358,6 +371,8 @@ pub struct Settings {
     pub autonomy: AutonomyFile,
     /// Consumer webhooks.
     pub webhooks: Webhooks,
+    /// The guard's per-shop switches.
+    pub guard: GuardSettings,
     /// The TMC client, when configured.
     pub tmc: Option<TmcSettings>,
     /// The websocket client adapter, when configured.
@@ -487,6 +502,7 @@ impl Settings {
             sla: file.sla,
             calls,
             autonomy: file.autonomy,
+            guard: file.guard,
             tmc,
             shop: file.shop,
         })

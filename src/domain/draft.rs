@@ -15,7 +15,8 @@ use super::{
     case::{self, Action, Case, Dialogue, Group, Plan, Route, Stage},
     catalog::LoadError,
     event::InboundEvent,
-    guard::{Guard, GuardContext, Protected, Verdict},
+    guard::{EditorAuthority, Guard, GuardContext, Protected, Verdict},
+    money::Money,
     schedule::History,
     templates::{Templates, fnv1a},
 };
@@ -104,7 +105,7 @@ impl Assistant {
         let guard = match &reply {
             Some(text) => self.guard.check(
                 text,
-                &self.guard_context(event, &actions, now),
+                &self.guard_context(event, &actions, Some(now)),
                 &self.understanding.catalog.normalizer,
             ),
             None => Verdict { verdict: "pass", findings: Vec::new() },
@@ -132,11 +133,37 @@ impl Assistant {
         }
     }
 
-    /// The guard for an outgoing text in the context of `event` (an agent's edit, `check`).
+    /// The guard for an outgoing text in the context of `event` (`check`, the bot's own text).
     #[must_use]
     pub fn check(&self, text: &str, event: Option<&InboundEvent>) -> Verdict {
-        let ctx = event.map_or_else(GuardContext::default, |e| self.guard_context(e, &[], Timestamp::UNIX_EPOCH));
+        let ctx = event.map_or_else(GuardContext::default, |e| self.guard_context(e, &[], None));
         self.guard.check(text, &ctx, &self.understanding.catalog.normalizer)
+    }
+
+    /// The guard for an agent's edit: as [`Assistant::check`], plus the editor's authority
+    /// (`role`, a key of `[authority]`; an unknown role may grant nothing) and the call window
+    /// at `now` for callback promises.
+    #[must_use]
+    pub fn check_edit(&self, text: &str, event: Option<&InboundEvent>, role: &str, now: Timestamp) -> Verdict {
+        let mut ctx = event.map_or_else(GuardContext::default, |e| self.guard_context(e, &[], Some(now)));
+        let a = self.settings.authority.get(role).copied();
+        ctx.authority = Some(EditorAuthority {
+            role: role.to_owned(),
+            max_amount: a.map_or(Money(0), |a| a.max_amount),
+            max_percent: a.map_or(0, |a| a.max_percent),
+            order_total: event.and_then(|e| e.order.as_ref()).and_then(super::event::Order::total_money),
+        });
+        if event.is_none() {
+            ctx.callback_opens_in_minutes = Some(self.callback_opens_in_minutes(now));
+        }
+        self.guard.check(text, &ctx, &self.understanding.catalog.normalizer)
+    }
+
+    /// Minutes from `now` until a call may be made (0 while the window is open).
+    fn callback_opens_in_minutes(&self, now: Timestamp) -> u32 {
+        let d = self.settings.calls.check(now, &self.settings.timezone, &History::default());
+        d.next_allowed_at
+            .map_or(0, |z| (z.timestamp().duration_since(now).as_secs().max(0) / 60).try_into().unwrap_or(u32::MAX))
     }
 
     fn route(&self, plan: &Plan, intents: &[IntentHit], has_reply: bool, guard_pass: bool) -> Route {
@@ -155,7 +182,7 @@ impl Assistant {
         if auto { Route::Auto } else { Route::Review }
     }
 
-    fn guard_context(&self, event: &InboundEvent, actions: &[Action], now: Timestamp) -> GuardContext {
+    fn guard_context(&self, event: &InboundEvent, actions: &[Action], now: Option<Timestamp>) -> GuardContext {
         let order = event.order.as_ref();
         let r = order.and_then(|o| o.receiver.as_ref());
         let protected = Protected {
@@ -163,18 +190,25 @@ impl Assistant {
             phones: r.and_then(|r| r.phone.clone()).into_iter().collect(),
             addresses: r.and_then(|r| r.address.clone()).into_iter().collect(),
         };
-        let min_promise_hours = actions
-            .iter()
-            .filter_map(|a| match a {
-                Action::Promise { due_at, .. } => Some(due_at.duration_since(now).as_hours().max(0) as u32),
-                _ => None,
-            })
-            .min();
+        let min_promise_hours = now.and_then(|now| {
+            actions
+                .iter()
+                .filter_map(|a| match a {
+                    Action::Promise { due_at, .. } => Some(due_at.duration_since(now).as_hours().max(0) as u32),
+                    _ => None,
+                })
+                .min()
+        });
+        let divert_allowed =
+            event.platform.as_ref().is_some_and(|p| self.settings.guard.divert_allowed_channels.contains(p));
         GuardContext {
             recipient_is_orderer: event.from_orderer(),
             protected,
             return_qualifies: !order.is_some_and(super::event::Order::all_excluded_from_no_reason),
             min_promise_hours,
+            divert_allowed,
+            authority: None,
+            callback_opens_in_minutes: now.map(|n| self.callback_opens_in_minutes(n)),
         }
     }
 

@@ -29,7 +29,7 @@ fn stranger() -> GuardContext {
             phones: vec!["13912345678".into()],
             addresses: vec!["测试省示例市幸福区光明路88号".into()],
         },
-        min_promise_hours: None,
+        ..Default::default()
     }
 }
 
