@@ -4,7 +4,9 @@
 //! - [`normalize`]: raw text → matching text with an offset map and tone;
 //! - [`catalog`]: the `intents/` directory, validated and compiled;
 //! - [`classify`]: scored intents with evidence;
-//! - [`entity`]: order numbers, phones (masked), amounts, attributes, durations, addresses.
+//! - [`entity`]: order numbers, phones (masked), amounts, attributes, durations, addresses;
+//! - [`linear`]: the learned layer's model (character n-grams, logistic regression), shared
+//!   by the classifier and the guard.
 
 pub mod case;
 pub mod catalog;

@@ -8,6 +8,7 @@ mod corpus;
 mod draft;
 mod entity;
 mod guard;
+mod linear;
 mod normalize;
 mod outbox;
 mod schedule;
