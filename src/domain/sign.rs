@@ -12,6 +12,14 @@ use sha2::Sha256;
 /// How far a timestamp may be from now, either way (the reference libraries' 5 minutes).
 pub const TOLERANCE_SECONDS: i64 = 5 * 60;
 
+/// Most `v1,` signatures accepted in one `webhook-signature` header. Rotation needs two or three;
+/// more is refused before any MAC is computed, so a header cannot multiply the work.
+pub const MAX_SIGNATURES: usize = 8;
+
+/// Longest `webhook-signature` header accepted, in bytes (eight `v1,` parts of a SHA-256 MAC are
+/// about 400).
+pub const MAX_SIGNATURE_HEADER_BYTES: usize = 1024;
+
 /// A webhook secret (the key bytes behind `whsec_…`).
 #[derive(Clone)]
 pub struct Secret(Vec<u8>);
@@ -37,6 +45,11 @@ pub enum VerifyError {
     /// No signature matched.
     #[error("no valid `v1` signature in `webhook-signature`")]
     BadSignature,
+    /// The signature header is longer or has more parts than any sender needs.
+    #[error(
+        "`webhook-signature` has more than {MAX_SIGNATURES} signatures or more than {MAX_SIGNATURE_HEADER_BYTES} bytes"
+    )]
+    OversizedSignature,
 }
 
 /// A malformed secret.
@@ -108,17 +121,89 @@ pub fn verify(
     let ts = timestamp.ok_or(VerifyError::MissingHeader("webhook-timestamp"))?;
     let sig = signature.ok_or(VerifyError::MissingHeader("webhook-signature"))?;
     let ts: i64 = ts.trim().parse().map_err(|_| VerifyError::BadTimestamp)?;
-    if (now_unix - ts).abs() > TOLERANCE_SECONDS {
+    if !fresh(ts, now_unix) {
         return Err(VerifyError::Stale);
     }
+    if sig.len() > MAX_SIGNATURE_HEADER_BYTES || sig.split_whitespace().count() > MAX_SIGNATURES {
+        return Err(VerifyError::OversizedSignature);
+    }
+    // One MAC per secret over the body, whatever the number of parts: each part is then only a
+    // constant-time comparison against a finished MAC.
+    let macs: Vec<Hmac<Sha256>> = secrets.iter().map(|s| s.mac(id, ts, body)).collect();
     for part in sig.split_whitespace() {
         let Some(b64) = part.strip_prefix("v1,") else { continue };
         let Ok(raw) = STANDARD.decode(b64) else { continue };
-        for s in secrets {
-            if s.mac(id, ts, body).verify_slice(&raw).is_ok() {
-                return Ok(());
-            }
+        if macs.iter().any(|mac| mac.clone().verify_slice(&raw).is_ok()) {
+            return Ok(());
         }
     }
     Err(VerifyError::BadSignature)
+}
+
+/// Whether `ts` is within [`TOLERANCE_SECONDS`] of `now`, either way, for any two `i64`s (the
+/// difference is taken without overflow: `now + i64::MIN` is not fresh).
+#[must_use]
+pub fn fresh(ts: i64, now: i64) -> bool {
+    ts.abs_diff(now) <= TOLERANCE_SECONDS.unsigned_abs()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secret(byte: u8) -> Secret {
+        Secret::from_bytes(&[byte; 32]).unwrap()
+    }
+
+    #[test]
+    fn freshness_table() {
+        let now = 1_700_000_000;
+        for (ts, want) in [
+            (now, true),
+            (now - TOLERANCE_SECONDS, true),
+            (now + TOLERANCE_SECONDS, true),
+            (now - TOLERANCE_SECONDS - 1, false),
+            (now + TOLERANCE_SECONDS + 1, false),
+            (now.wrapping_add(i64::MIN), false),
+            (i64::MIN, false),
+            (i64::MAX, false),
+        ] {
+            assert_eq!(fresh(ts, now), want, "ts {ts}");
+        }
+        assert!(!fresh(0, i64::MAX) && !fresh(i64::MAX, i64::MIN));
+    }
+
+    #[test]
+    fn overflowing_timestamp_is_stale_not_accepted() {
+        let now = 1_700_000_000_i64;
+        let ts = now.wrapping_add(i64::MIN);
+        let s = secret(7);
+        let sig = s.sign("m-1", ts, b"{}");
+        let got = verify(&[s], Some("m-1"), Some(&ts.to_string()), Some(&sig), b"{}", now);
+        assert_eq!(got, Err(VerifyError::Stale));
+    }
+
+    #[test]
+    fn signatures_table() {
+        let now = 1_700_000_000;
+        let (a, b) = (secret(1), secret(2));
+        let good_a = a.sign("m-1", now, b"body");
+        let good_b = b.sign("m-1", now, b"body");
+        let junk = "v1,AAAA";
+        let many = [junk; MAX_SIGNATURES + 1].join(" ");
+        let long = format!("v1,{}", "A".repeat(MAX_SIGNATURE_HEADER_BYTES));
+        let cases: Vec<(String, Result<(), VerifyError>)> = vec![
+            (good_a.clone(), Ok(())),
+            (format!("{junk} {good_b}"), Ok(())),
+            (format!("v2,xyz {good_a}"), Ok(())),
+            (junk.to_string(), Err(VerifyError::BadSignature)),
+            (many, Err(VerifyError::OversizedSignature)),
+            (format!("{} {good_a}", [junk; MAX_SIGNATURES].join(" ")), Err(VerifyError::OversizedSignature)),
+            (long, Err(VerifyError::OversizedSignature)),
+        ];
+        for (header, want) in cases {
+            let got = verify(&[a.clone(), b.clone()], Some("m-1"), Some(&now.to_string()), Some(&header), b"body", now);
+            assert_eq!(got, want, "header {:.60}", header);
+        }
+    }
 }

@@ -164,7 +164,8 @@ pub fn verify_signature(
     let signature = signature.ok_or(SignatureError::Missing("X-Chatwoot-Signature"))?;
     let timestamp = timestamp.ok_or(SignatureError::Missing("X-Chatwoot-Timestamp"))?;
     let ts: i64 = timestamp.trim().parse().map_err(|_| SignatureError::BadTimestamp)?;
-    if (now - ts).abs() > TOLERANCE_SECONDS {
+    // abs_diff: `now - ts` overflows for a timestamp near i64::MIN and would pass as fresh.
+    if ts.abs_diff(now) > TOLERANCE_SECONDS.unsigned_abs() {
         return Err(SignatureError::Stale);
     }
     let expected = signature.trim().strip_prefix("sha256=").and_then(unhex).ok_or(SignatureError::Malformed)?;
@@ -483,5 +484,19 @@ impl Platform for Chatwoot {
                 other => other,
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_that_overflow_are_stale() {
+        let now = 1_700_000_000_i64;
+        for ts in [now.wrapping_add(i64::MIN), i64::MIN, i64::MAX, now - TOLERANCE_SECONDS - 1] {
+            let got = verify_signature(b"secret", Some(&ts.to_string()), Some("sha256=00"), b"{}", now);
+            assert_eq!(got, Err(SignatureError::Stale), "ts {ts}");
+        }
     }
 }
