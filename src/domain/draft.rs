@@ -87,7 +87,7 @@ impl Assistant {
             case::plan(&case::Input { case, event, analysis: &analysis, signals, settings: &self.settings, now });
         let mut actions = plan.actions.clone();
         let orderer = event.from_orderer();
-        let ctx = self.context(event, &plan, orderer);
+        let ctx = self.context(event, &plan, orderer, now);
         let seed = fnv1a(event.conversation_id.as_bytes());
         let mut parts = Vec::new();
         for step in &plan.steps {
@@ -212,12 +212,15 @@ impl Assistant {
         }
     }
 
-    fn context(&self, event: &InboundEvent, plan: &Plan, orderer: bool) -> Value {
+    fn context(&self, event: &InboundEvent, plan: &Plan, orderer: bool, now: Timestamp) -> Value {
         let s = &self.settings;
+        let callback = s.calls.callback(now, &s.timezone, s.sla.callback_hours);
+        let when = self.templates.callback_when(&callback.when).unwrap_or_default();
         let mut v = json!({
             "shop": {"name": s.shop.name, "agent_name": s.shop.agent_name},
             "sla": s.sla,
             "amounts": {"compensation": s.wrong_item_keep.to_string()},
+            "callback": {"when": when},
             "case": {
                 "storage_known": plan.case.storage_known,
                 "evidence_received": plan.case.evidence_received,
@@ -264,6 +267,7 @@ pub fn fixture_context(s: &Settings) -> Value {
         "shop": {"name": s.shop.name, "agent_name": s.shop.agent_name},
         "sla": s.sla,
         "amounts": {"compensation": s.wrong_item_keep.to_string()},
+        "callback": {"when": format!("{}h", s.sla.callback_hours)},
         "case": {"storage_known": false, "evidence_received": false, "days_since_signed": 2},
         "order": {"order_id": "1000000000000000001", "item": "fixture item", "refund_status": "wait_seller_agree"},
         "new_address": "fixture address",

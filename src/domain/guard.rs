@@ -307,8 +307,6 @@ enum Applies {
 struct Learned {
     model: linear::Model,
     threshold: f32,
-    /// Model label index → kind index (`None`: divert).
-    kind_of: Vec<Option<usize>>,
 }
 
 /// The compiled guard.
@@ -564,7 +562,7 @@ impl Guard {
             self.diversion(&norm, &mut findings);
         }
         if !findings.iter().any(|f| f.rule.starts_with("argue.") || f.rule.starts_with("divert.")) {
-            self.model(&norm, ctx.divert_allowed, &mut findings);
+            self.model(&norm, &mut findings);
         }
         for m in self.internal.find_iter(t) {
             let (a, b) = norm.original_span(m.start(), m.end());
@@ -671,22 +669,21 @@ impl Guard {
 
     /// The learned layer: when it is sure the text argues (or diverts), a finding on the
     /// n-grams that weighed most, named with the kind it scored highest.
-    fn model(&self, norm: &Normalized, divert_allowed: bool, findings: &mut Vec<Finding>) {
+    fn model(&self, norm: &Normalized, findings: &mut Vec<Finding>) {
         let Some(l) = &self.learned else { return };
         let scores = l.model.scores(&norm.text);
         // The last label is "argues at all" (trained on every arguing reply): it decides; the
         // kinds' own scores name the kind.
-        let any = scores[scores.len() - 1];
+        let any = scores[KINDS.len()];
         if any < l.threshold {
             return;
         }
-        let best = scores[..scores.len() - 1]
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| !(divert_allowed && l.kind_of[*i].is_none()))
-            .max_by(|a, b| a.1.total_cmp(b.1).then(b.0.cmp(&a.0)));
-        let Some((label, _)) = best else { return };
-        let evidence = l.model.evidence(&norm.text, label, 2);
+        let Some((ki, _)) =
+            scores[..KINDS.len()].iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1).then(b.0.cmp(&a.0)))
+        else {
+            return;
+        };
+        let evidence = l.model.evidence(&norm.text, ki, 2);
         // The evidence spans are in characters of the normalized text: map them to the original.
         let byte_at: Vec<usize> = norm.text.char_indices().map(|(b, _)| b).chain([norm.text.len()]).collect();
         let span = evidence
@@ -694,10 +691,7 @@ impl Guard {
             .map(|g| norm.original_span(byte_at[g.span[0]], byte_at[g.span[1]]))
             .reduce(|a, b| (a.0.min(b.0), a.1.max(b.1)))
             .map_or([0, 0], |(a, b)| [a, b]);
-        let mut f = match l.kind_of[label] {
-            Some(ki) => self.kind_finding(ki, span, "model"),
-            None => self.divert_finding(span, "model"),
-        };
+        let mut f = self.kind_finding(ki, span, "model");
         f.message = format!("{} (learned layer, p = {any:.2})", f.message);
         findings.push(f);
     }
@@ -803,7 +797,7 @@ impl Guard {
                     layer: "rules",
                 });
             }
-            // A callback: a cue within the clause after the promise ("4小时内会联系您").
+            // A callback: a cue within the clause after the promise ("within 4 hours we will call").
             let clause_end = t[e..].find([',', '.', '!', '?', '~']).map_or(t.len(), |i| e + i);
             let callback = self.callback_cues.iter().any(|re| re.is_match(&t[e..clause_end]));
             if let Some(opens) = ctx.callback_opens_in_minutes
@@ -913,19 +907,19 @@ pub fn parse_labelled(src: &str) -> Result<Vec<Labelled>, LabelError> {
     Ok(out)
 }
 
-/// Trains the learned layer (deterministic: same rows, same model).
+/// Trains the learned layer (deterministic: same rows, same model). Diversion is left to the
+/// rules (contact details are regular, and whether they may be given depends on the channel and
+/// on whose number it is): its rows train the model as replies that do not argue.
 fn train(rows: &[Labelled], normalizer: &Normalizer, threshold: f32, options: &linear::Options) -> Learned {
     let texts: Vec<String> = rows.iter().map(|r| normalizer.normalize(&r.text).text).collect();
-    // Each arguing (or diverting) reply carries its kind and the last label, "argues at all".
-    let any = KINDS.len() + 1;
+    // Each arguing reply carries its kind and the last label, "argues at all".
+    let any = KINDS.len();
     let label_sets: Vec<Vec<usize>> =
-        rows.iter().map(|r| r.label.map_or_else(Vec::new, |k| vec![k, any])).collect();
+        rows.iter().map(|r| r.label.filter(|&k| k < KINDS.len()).map_or_else(Vec::new, |k| vec![k, any])).collect();
     let examples: Vec<linear::Example<'_>> =
         texts.iter().zip(&label_sets).map(|(t, l)| linear::Example { text: t, labels: l }).collect();
     let mut names: Vec<&str> = KINDS.to_vec();
-    names.push(DIVERT);
     names.push("any");
     let model = linear::train(&examples, &names, options);
-    let kind_of = (0..names.len() - 1).map(|i| (i < KINDS.len()).then_some(i)).collect();
-    Learned { model, threshold, kind_of }
+    Learned { model, threshold }
 }
