@@ -205,6 +205,10 @@ struct RuleFile {
     /// `always` (the default) or `when_return_qualifies`.
     #[serde(default)]
     applies: Option<String>,
+    /// Words that, anywhere in the text, make this group's matches harmless (a refusal that
+    /// names its lawful reason: a customised item, fresh food).
+    #[serde(default)]
+    unless: Vec<String>,
     #[serde(default)]
     phrases: Vec<String>,
     #[serde(default)]
@@ -312,10 +316,12 @@ struct Learned {
 /// The compiled guard.
 pub struct Guard {
     kinds: Vec<Kind>,
-    /// Phrase pattern → (kind index, applies).
+    /// Phrase pattern → (kind index, applies, group).
     phrases: AhoCorasick,
-    phrase_rule: Vec<(usize, Applies)>,
-    regexes: Vec<(Regex, usize, Applies)>,
+    phrase_rule: Vec<(usize, Applies, usize)>,
+    regexes: Vec<(Regex, usize, Applies, usize)>,
+    /// Per `[[argue]]` group, its `unless` words (normalized).
+    unless: Vec<Vec<String>>,
     allow: AhoCorasick,
     learned: Option<Learned>,
     divert_phrases: AhoCorasick,
@@ -373,7 +379,9 @@ impl Guard {
         let mut pats: Vec<String> = Vec::new();
         let mut phrase_rule = Vec::new();
         let mut regexes = Vec::new();
+        let mut unless = Vec::new();
         for (i, r) in file.argue.iter().enumerate() {
+            unless.push(r.unless.iter().map(|u| norm(u)).filter(|u| !u.is_empty()).collect());
             let key = format!("argue[{i}]");
             let Some(ki) = KINDS.iter().position(|k| *k == r.kind) else {
                 return Err(err(&format!("{key}.kind"), format!("unknown kind `{}`", r.kind)));
@@ -394,12 +402,12 @@ impl Guard {
                     return Err(err(&format!("{key}.phrases[{j}]"), "empty phrase".into()));
                 }
                 pats.push(n);
-                phrase_rule.push((ki, applies));
+                phrase_rule.push((ki, applies, i));
             }
             for (j, re) in r.regexes.iter().enumerate() {
                 let re = Regex::new(re)
                     .map_err(|e| err(&format!("{key}.regexes[{j}]"), format!("regex does not compile: {e}")))?;
-                regexes.push((re, ki, applies));
+                regexes.push((re, ki, applies, i));
             }
         }
         let build = |key: &str, words: Vec<String>| {
@@ -504,6 +512,7 @@ impl Guard {
             phrases,
             phrase_rule,
             regexes,
+            unless,
             allow,
             learned,
             divert_phrases,
@@ -610,8 +619,11 @@ impl Guard {
     fn argue(&self, norm: &Normalized, ctx: &GuardContext, findings: &mut Vec<Finding>) {
         let t = norm.text.as_str();
         let allowed: Vec<(usize, usize)> = self.allow.find_iter(t).map(|m| (m.start(), m.end())).collect();
-        let mut push = |ki: usize, applies: Applies, s: usize, e: usize| {
+        let mut push = |ki: usize, applies: Applies, group: usize, s: usize, e: usize| {
             if applies == Applies::WhenReturnQualifies && !ctx.return_qualifies {
+                return;
+            }
+            if self.unless[group].iter().any(|u| t.contains(u.as_str())) {
                 return;
             }
             // An allowed phrase that overlaps the match makes it harmless.
@@ -622,12 +634,12 @@ impl Guard {
             findings.push(self.kind_finding(ki, [a, b], "rules"));
         };
         for m in self.phrases.find_overlapping_iter(t) {
-            let (ki, applies) = self.phrase_rule[m.pattern().as_usize()];
-            push(ki, applies, m.start(), m.end());
+            let (ki, applies, group) = self.phrase_rule[m.pattern().as_usize()];
+            push(ki, applies, group, m.start(), m.end());
         }
-        for (re, ki, applies) in &self.regexes {
+        for (re, ki, applies, group) in &self.regexes {
             for m in re.find_iter(t) {
-                push(*ki, *applies, m.start(), m.end());
+                push(*ki, *applies, *group, m.start(), m.end());
             }
         }
     }
