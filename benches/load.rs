@@ -17,11 +17,10 @@ use std::{
 use axum::{Json, Router, body::Bytes, extract::State, http::HeaderMap, routing::post};
 use serde_json::{Value, json};
 use shouhou::{
-    domain::{draft::Assistant, sign::Secret},
-    service::{
-        Role, ServiceConfig, run,
-        store::{Arg, Stmt, Store},
-    },
+    app as run,
+    config::ServiceConfig,
+    domain::{draft::Assistant, role::Role, sign::Secret},
+    store::{Arg, Stmt, Store},
 };
 use tokio::net::TcpListener;
 

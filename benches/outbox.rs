@@ -21,13 +21,11 @@ use std::{
 use axum::{Router, body::Bytes, extract::State, http::HeaderMap, http::StatusCode, routing::post};
 use serde_json::json;
 use shouhou::{
+    app as run,
+    config::ServiceConfig,
     domain::{draft::Assistant, sign::Secret},
-    service::{
-        ServiceConfig,
-        outbox::{self, Endpoint, Webhooks},
-        run,
-        store::Store,
-    },
+    outbound::webhooks::{self as outbox, Endpoint, Webhooks},
+    store::Store,
 };
 use tokio::net::TcpListener;
 

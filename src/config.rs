@@ -4,9 +4,18 @@
 //! keys refused), [`Settings`] is validated and ready to use. A bad file fails at start with the
 //! file, the key and the reason. Secrets never live here; they come from the environment.
 
-use std::{collections::BTreeMap, fmt, path::Path};
+use std::{collections::BTreeMap, path::Path};
 
 use serde::{Deserialize, Serialize};
+
+pub mod chatwoot;
+pub mod runtime;
+pub mod tmc;
+pub mod webhooks;
+pub mod websocket;
+
+pub use crate::domain::policy::{Authority, AutonomyFile, Policy, ShopFile, Sla};
+pub use runtime::{ServiceConfig, parse_api_tokens, parse_named_secrets, parse_shop_secrets};
 
 use crate::domain::{
     catalog::{INTENT_IDS, LoadError, intent_index},
@@ -30,6 +39,9 @@ pub struct ConfigFile {
     pub sla: Sla,
     /// Phone-call policy.
     pub calls: CallsFile,
+    /// How parcels are judged (optional).
+    #[serde(default)]
+    pub logistics: LogisticsFile,
     /// When an intent has earned automatic sending (the console's autonomy page).
     #[serde(default)]
     pub autonomy: AutonomyFile,
@@ -38,7 +50,7 @@ pub struct ConfigFile {
     pub webhooks: WebhooksFile,
     /// The guard's per-shop switches (optional).
     #[serde(default)]
-    pub guard: GuardSettings,
+    pub guard: crate::domain::policy::GuardSettings,
     /// The Taobao message service (TMC) client; absent means off.
     #[serde(default)]
     pub tmc: Option<TmcSettings>,
@@ -50,40 +62,23 @@ pub struct ConfigFile {
     pub chatwoot: Option<ChatwootFile>,
 }
 
-/// `[guard]`: the guard's per-shop switches.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct GuardSettings {
-    /// Channels (the event's `platform`) where contact details off the platform are allowed,
-    /// e.g. the shop's own WeChat channel. Everywhere else they are a platform violation.
-    #[serde(default)]
-    pub divert_allowed_channels: Vec<String>,
-}
-
-/// `[autonomy]`: the bar an intent must meet before a supervisor may turn auto-send on.
+/// `[logistics]`: how the parcel's tracking is read.
 #[derive(Debug, Clone, Copy, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct AutonomyFile {
-    /// How many of the intent's latest reviewed drafts are looked at (and the fewest needed).
-    #[serde(default = "default_min_drafts")]
-    pub min_drafts: u32,
-    /// The share of those approved without an edit, in [0, 1].
-    #[serde(default = "default_min_unedited")]
-    pub min_unedited: f64,
+pub struct LogisticsFile {
+    /// Hours without a new tracking event after which a parcel counts as stuck.
+    #[serde(default = "default_stuck_hours")]
+    pub stuck_hours: u32,
 }
 
-impl Default for AutonomyFile {
+impl Default for LogisticsFile {
     fn default() -> Self {
-        Self { min_drafts: default_min_drafts(), min_unedited: default_min_unedited() }
+        Self { stuck_hours: default_stuck_hours() }
     }
 }
 
-fn default_min_drafts() -> u32 {
-    200
-}
-
-fn default_min_unedited() -> f64 {
-    0.95
+fn default_stuck_hours() -> u32 {
+    48
 }
 
 /// `[webhooks]`: where shouhou's own events are delivered (Standard Webhooks).
@@ -232,23 +227,6 @@ fn default_tmc_pull() -> u64 {
     30
 }
 
-/// `[shop]`
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct ShopFile {
-    /// Shop name.
-    pub name: String,
-    /// The name the bot signs with.
-    pub agent_name: String,
-    /// Default buyer time zone (IANA).
-    #[serde(default = "default_tz")]
-    pub timezone: String,
-}
-
-fn default_tz() -> String {
-    "Asia/Shanghai".into()
-}
-
 /// `[routing]`
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -285,26 +263,6 @@ pub struct AuthorityFile {
     pub max_percent: u32,
 }
 
-/// `[sla]`: promise times in hours. A reply never promises faster than these.
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct Sla {
-    /// Shipping an unshipped order.
-    pub ship_hours: u32,
-    /// Reshipping a replacement.
-    pub reship_hours: u32,
-    /// Paying a refund or compensation.
-    pub refund_hours: u32,
-    /// Calling or writing back.
-    pub callback_hours: u32,
-    /// Issuing an invoice.
-    pub invoice_hours: u32,
-    /// Changing an address.
-    pub address_change_hours: u32,
-    /// Sending a missing gift.
-    pub gift_hours: u32,
-}
-
 /// `[calls]`
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -319,60 +277,14 @@ pub struct CallsFile {
     pub min_gap_minutes: i64,
 }
 
-/// A role's authority, validated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Authority {
-    /// Largest amount.
-    pub max_amount: Money,
-    /// Largest share of the order total, percent.
-    pub max_percent: u32,
-}
-
-impl Authority {
-    /// The most this role may grant on an order of `total` (the smaller of the two limits;
-    /// the amount alone when the total is unknown).
-    #[must_use]
-    pub fn limit(&self, total: Option<Money>) -> Money {
-        match total {
-            Some(t) => self.max_amount.min(t.percent(self.max_percent)),
-            None => self.max_amount,
-        }
-    }
-}
-
-/// The validated configuration.
+/// The validated configuration: the shop's policy (what the domain decides with) and the
+/// service's own sections.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// Shop identity.
-    pub shop: ShopFile,
-    /// Buyer default time zone.
-    pub timezone: jiff::tz::TimeZone,
-    /// Automatic answers allowed at all.
-    pub auto_enabled: bool,
-    /// Minimum score for an automatic answer.
-    pub auto_threshold: f32,
-    /// FAQ-type intents.
-    pub auto_intents: Vec<&'static str>,
-    /// The bot's role.
-    pub bot_role: String,
-    /// Red packet for a kept wrong item.
-    pub wrong_item_keep: Money,
-    /// Price up to which items are cheap.
-    pub cheap_item_max: Money,
-    /// Late rotten-food report, in days after signing.
-    pub rotten_late_days: u32,
-    /// Authority per role.
-    pub authority: BTreeMap<String, Authority>,
-    /// Promise times.
-    pub sla: Sla,
-    /// Call policy.
-    pub calls: CallPolicy,
-    /// The autonomy bar.
-    pub autonomy: AutonomyFile,
+    /// What drafting, routing and the console decide with.
+    pub policy: Policy,
     /// Consumer webhooks.
     pub webhooks: Webhooks,
-    /// The guard's per-shop switches.
-    pub guard: GuardSettings,
     /// The TMC client, when configured.
     pub tmc: Option<TmcSettings>,
     /// The websocket client adapter, when configured.
@@ -381,8 +293,26 @@ pub struct Settings {
     pub chatwoot: Option<ChatwootFile>,
 }
 
-/// Roles the console and API know.
-pub const ROLES: [&str; 4] = ["part_time", "agent", "supervisor", "admin"];
+impl std::ops::Deref for Settings {
+    type Target = Policy;
+    fn deref(&self) -> &Policy {
+        &self.policy
+    }
+}
+
+impl crate::domain::draft::Assistant {
+    /// Loads intents from `intents`, templates and guard from `templates`, and the shop's policy
+    /// from the config file `config`.
+    ///
+    /// # Errors
+    /// The first invalid file, with its key and problem.
+    pub fn load(intents: &Path, templates: &Path, config: &Path) -> Result<Self, LoadError> {
+        Self::load_with(intents, templates, Settings::load(config)?.policy)
+    }
+}
+
+/// Roles the console and API know (one list, in [`crate::domain::role`]).
+pub use crate::domain::role::ROLES;
 
 impl Settings {
     /// Reads and validates `path`.
@@ -484,12 +414,12 @@ impl Settings {
                 return Err(err("tmc.pull_seconds", "must be between 1 and 3600".into()));
             }
         }
+        if file.logistics.stuck_hours == 0 {
+            return Err(err("logistics.stuck_hours", "must be at least 1 hour".into()));
+        }
         let tmc = file.tmc;
         validate_adapters(file.websocket.as_ref(), file.chatwoot.as_ref()).map_err(|(k, p)| err(k, p))?;
-        Ok(Self {
-            webhooks,
-            websocket: file.websocket,
-            chatwoot: file.chatwoot,
+        let policy = Policy {
             timezone,
             auto_enabled: file.routing.auto_enabled,
             auto_threshold: file.routing.auto_threshold,
@@ -500,18 +430,13 @@ impl Settings {
             rotten_late_days: file.compensation.rotten_late_days,
             authority,
             sla: file.sla,
+            stuck_hours: file.logistics.stuck_hours,
             calls,
             autonomy: file.autonomy,
             guard: file.guard,
-            tmc,
             shop: file.shop,
-        })
-    }
-
-    /// The bot's authority.
-    #[must_use]
-    pub fn bot_authority(&self) -> Authority {
-        self.authority[&self.bot_role]
+        };
+        Ok(Self { policy, webhooks, websocket: file.websocket, chatwoot: file.chatwoot, tmc })
     }
 }
 
@@ -613,10 +538,4 @@ fn validate_adapters(ws: Option<&WebsocketFile>, cw: Option<&ChatwootFile>) -> R
         }
     }
     Ok(())
-}
-
-impl fmt::Display for Sla {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ship {}h, reship {}h, refund {}h", self.ship_hours, self.reship_hours, self.refund_hours)
-    }
 }

@@ -16,7 +16,7 @@ use serde::Deserialize;
 
 use super::normalize::{NormalizeError, Normalizer};
 
-/// The intent ids of the contract (DESIGN.md), in their canonical order.
+/// The intent ids of the contract (docs/design.md), in their canonical order.
 pub const INTENT_IDS: [&str; 18] = [
     "rotten_food",
     "wrong_item",

@@ -560,6 +560,17 @@ impl Guard {
         self.folder.mask(text, &needles)
     }
 
+    /// [`Guard::mask`] with an order's receiver (none: phones, ID numbers and addresses only).
+    #[must_use]
+    pub fn mask_receiver(&self, text: &str, receiver: Option<&super::event::Receiver>) -> String {
+        let protected = Protected {
+            names: receiver.and_then(|r| r.name.clone()).into_iter().collect(),
+            phones: receiver.and_then(|r| r.phone.clone()).into_iter().collect(),
+            addresses: receiver.and_then(|r| r.address.clone()).into_iter().collect(),
+        };
+        self.mask(text, &protected)
+    }
+
     /// Checks an outgoing text.
     #[must_use]
     pub fn check(&self, text: &str, ctx: &GuardContext, normalizer: &Normalizer) -> Verdict {

@@ -15,11 +15,11 @@ use axum::{Json, Router, extract::State, routing::post};
 use regex::Regex;
 use serde_json::{Value, json};
 use shouhou::{
-    domain::{draft::Assistant, sign::Secret},
-    service::{
-        Role, ServiceConfig, console, run,
-        store::{Arg, Col, Stmt},
-    },
+    accounts, app as run,
+    config::ServiceConfig,
+    demo,
+    domain::{draft::Assistant, role::Role, sign::Secret},
+    store::{Arg, Col, Stmt},
 };
 use tokio::net::TcpListener;
 
@@ -85,11 +85,10 @@ impl Env {
             chatwoot: None,
             tmc: None,
         };
-        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let running = run::start(l, Arc::new(assistant), cfg).await.unwrap();
+        let running = crate::support::spawn_app_with(Arc::new(assistant), cfg).await;
         let base = format!("http://{}", running.addr);
-        for (name, role) in run::DEMO_USERS {
-            console::upsert_user(&running.shared.store, name, &format!("{name}-demo-pass"), role).await.unwrap();
+        for (name, role) in demo::DEMO_USERS {
+            accounts::upsert_user(&running.state.store, name, &format!("{name}-demo-pass"), role).await.unwrap();
         }
         let env = Self { running, base, got, _dir: dir };
         let mut files: Vec<_> = std::fs::read_dir(root().join("demo/conversations"))
@@ -100,7 +99,7 @@ impl Env {
         files.sort();
         for f in files {
             for line in std::fs::read_to_string(f).unwrap().lines().filter(|l| !l.trim().is_empty()) {
-                env.send_event(line).await;
+                env.send_event(&shift_to_now(line)).await;
             }
         }
         env
@@ -133,14 +132,14 @@ impl Env {
     }
 
     async fn count(&self, sql: &'static str) -> i64 {
-        self.running.shared.store.rows(sql, &[], &[Col::I("n")]).await.unwrap()[0][0].i()
+        self.running.state.store.select(sql, &[], &[Col::I("n")]).await.unwrap()[0][0].i()
     }
 
     async fn draft_id(&self, message_id: &str) -> i64 {
         self.running
-            .shared
+            .state
             .store
-            .rows("SELECT id AS n FROM drafts WHERE message_id = $1", &[Arg::T(message_id.into())], &[Col::I("n")])
+            .select("SELECT id AS n FROM drafts WHERE message_id = $1", &[Arg::T(message_id.into())], &[Col::I("n")])
             .await
             .unwrap()[0][0]
             .i()
@@ -148,9 +147,9 @@ impl Env {
 
     async fn status(&self, id: i64) -> String {
         self.running
-            .shared
+            .state
             .store
-            .rows("SELECT status FROM drafts WHERE id = $1", &[Arg::I(id)], &[Col::T("status")])
+            .select("SELECT status FROM drafts WHERE id = $1", &[Arg::I(id)], &[Col::T("status")])
             .await
             .unwrap()[0][0]
             .t()
@@ -158,9 +157,9 @@ impl Env {
 
     async fn audit_kinds(&self) -> Vec<String> {
         self.running
-            .shared
+            .state
             .store
-            .rows("SELECT kind FROM audit ORDER BY id", &[], &[Col::T("kind")])
+            .select("SELECT kind FROM audit ORDER BY id", &[], &[Col::T("kind")])
             .await
             .unwrap()
             .into_iter()
@@ -322,9 +321,9 @@ async fn login_sessions_and_logout() {
     assert_eq!(env.count("SELECT COUNT(*) AS n FROM console_sessions").await, 1);
     let stored = env
         .running
-        .shared
+        .state
         .store
-        .rows("SELECT token_hash FROM console_sessions", &[], &[Col::T("token_hash")])
+        .select("SELECT token_hash FROM console_sessions", &[], &[Col::T("token_hash")])
         .await
         .unwrap();
     assert_ne!(stored[0][0].t(), token);
@@ -587,9 +586,9 @@ async fn reject_needs_a_reason() {
     assert_eq!(env.status(id).await, "rejected");
     let reason = env
         .running
-        .shared
+        .state
         .store
-        .rows("SELECT reason FROM drafts WHERE id = $1", &[Arg::I(id)], &[Col::T("reason")])
+        .select("SELECT reason FROM drafts WHERE id = $1", &[Arg::I(id)], &[Col::T("reason")])
         .await
         .unwrap();
     assert_eq!(reason[0][0].t(), "先核实物流");
@@ -613,7 +612,7 @@ async fn calls_respect_the_window_and_the_attempts() {
     assert_eq!(s, 400);
     let id = env.count("SELECT MIN(id) AS n FROM calls").await;
     env.running
-        .shared
+        .state
         .store
         .apply(&[Stmt { sql: "UPDATE calls SET attempts = 3 WHERE id = $1", args: vec![Arg::I(id)] }])
         .await
@@ -637,7 +636,7 @@ async fn promises_are_listed_and_marked_kept() {
     let id = env.count("SELECT MIN(id) AS n FROM promises").await;
     assert!(id > 0, "the demo makes promises");
     env.running
-        .shared
+        .state
         .store
         .apply(&[Stmt { sql: "UPDATE promises SET due_at = 1000 WHERE id = $1", args: vec![Arg::I(id)] }])
         .await
@@ -735,6 +734,14 @@ async fn autonomy_is_earned_and_honoured_by_the_pipeline() {
     let id = env.draft_id("auto-1").await;
     assert_eq!(env.status(id).await, "auto");
     env.received(sent_before + 1).await;
+    // Not a draft whose order data is not current (it names what it needs): that one waits.
+    let future = (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(5)).to_string();
+    let line = json!({"message_id": "auto-needs", "shop_id": "shop-1", "conversation_id": "c-auto-needs",
+                      "sender": {"account_id": "b7"}, "text": "我买的鸡腿刚打开发现都臭了",
+                      "order": {"order_id": "1", "buyer_account_id": "b7", "status": "signed", "signed_at": future}})
+    .to_string();
+    env.send_event(&line).await;
+    assert_eq!(env.status(env.draft_id("auto-needs").await).await, "pending_review");
     // Off again: the next one waits for review.
     let (s, _, _) = sup.submit("/console/autonomy/rotten_food", &[("enabled", "0")]).await;
     assert_eq!(s, 303);
@@ -862,9 +869,9 @@ async fn cli_user_add() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("at least 8 characters"));
     let out = run(&["user", "add", "x", "--role", "boss", "--database-url", &db], "long-enough-pw");
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown role `boss`"));
-    let store = shouhou::service::store::Store::connect(&db).await.unwrap();
+    let store = shouhou::store::Store::connect(&db).await.unwrap();
     let rows = store
-        .rows(
+        .select(
             "SELECT role, password_hash FROM console_users WHERE username = 'li.lei'",
             &[],
             &[Col::T("role"), Col::T("password_hash")],
@@ -971,4 +978,13 @@ fn validate_checks_the_console_templates() {
     std::fs::remove_file(dir.path().join("console/queue.html")).unwrap();
     let out = validate();
     assert!(String::from_utf8_lossy(&out.stderr).contains("has no queue.html"));
+}
+
+/// A demo event with every time moved so that the demo's latest moment is now, as `serve
+/// --demo` does: the service drafts at the clock, and the demo's orders must stand as written.
+fn shift_to_now(line: &str) -> String {
+    let latest: jiff::Timestamp = "2026-11-22T20:30:00+08:00".parse().unwrap();
+    let mut ev = shouhou::domain::event::InboundEvent::parse(line).unwrap();
+    ev.shift_times(jiff::Timestamp::now().duration_since(latest));
+    serde_json::to_string(&ev).unwrap()
 }

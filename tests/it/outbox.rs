@@ -16,21 +16,16 @@ use std::{
 use axum::{Router, extract::State, http::StatusCode, routing::post};
 use serde_json::Value;
 use shouhou::{
+    app as run,
     domain::sign::Secret,
-    service::{
-        outbox::{Endpoint, Webhooks},
-        run,
-        store::{Arg, Col},
-    },
+    outbound::webhooks::{Endpoint, Webhooks},
+    store::{Arg, Col},
 };
 use tokio::{io::AsyncBufReadExt, net::TcpListener};
 
 use crate::{
-    service::{
-        SUPERVISOR, api, assistant_owned, cfg, count, event, now, pg_skip, pg_url, post_signed, secret, sqlite_url,
-        wait_until,
-    },
-    support::root,
+    service::{SUPERVISOR, api, cfg, count, event, now, pg_skip, pg_url, post_signed, secret, sqlite_url, wait_until},
+    support::{root, spawn_app},
 };
 
 fn old_key() -> Secret {
@@ -84,9 +79,9 @@ fn endpoint(url: String) -> Endpoint {
 
 /// Outbox rows: (id, event_id, type, conversation, status, attempts).
 async fn outbox_rows(r: &run::Running) -> Vec<(i64, String, String, String, String, i64)> {
-    r.shared
+    r.state
         .store
-        .rows(
+        .select(
             "SELECT id, event_id, event_type, conversation_id, status, attempts FROM outbox ORDER BY id",
             &[],
             &[
@@ -123,7 +118,7 @@ async fn consumer_down_and_back_body(db: &str) {
         endpoints: vec![endpoint(format!("http://127.0.0.1:{}/hooks", consumer.port))],
         retry_schedule_ms: [0, 100, 200, 400].into_iter().chain(std::iter::repeat_n(500, 60)).collect(),
     };
-    let r = run::start(TcpListener::bind("127.0.0.1:0").await.unwrap(), Arc::new(assistant_owned()), c).await.unwrap();
+    let r = spawn_app(c).await;
     let base = format!("http://{}", r.addr);
 
     post_round(&base, 0).await;
@@ -167,9 +162,9 @@ async fn consumer_down_and_back_body(db: &str) {
     );
     let rows = outbox_rows(&r).await;
     let drafts = r
-        .shared
+        .state
         .store
-        .rows("SELECT body FROM outbox WHERE event_type = $1", &[Arg::T("draft.created".into())], &[Col::T("body")])
+        .select("SELECT body FROM outbox WHERE event_type = $1", &[Arg::T("draft.created".into())], &[Col::T("body")])
         .await
         .unwrap();
     assert_eq!(drafts.len(), 12, "one draft.created per message");
@@ -178,9 +173,9 @@ async fn consumer_down_and_back_body(db: &str) {
         assert!(body["data"]["draft_id"].as_i64().unwrap() > 0, "draft ids filled in: {body}");
     }
     let calls = r
-        .shared
+        .state
         .store
-        .rows("SELECT body FROM outbox WHERE event_type = $1", &[Arg::T("call.requested".into())], &[Col::T("body")])
+        .select("SELECT body FROM outbox WHERE event_type = $1", &[Arg::T("call.requested".into())], &[Col::T("body")])
         .await
         .unwrap();
     assert!(!calls.is_empty(), "the complaints asked for calls");
@@ -278,7 +273,7 @@ async fn dead_letter_and_redeliver() {
         endpoints: vec![Endpoint { events: vec!["message.received".into()], ..endpoint(url) }],
         retry_schedule_ms: vec![0, 50, 50],
     };
-    let r = run::start(TcpListener::bind("127.0.0.1:0").await.unwrap(), Arc::new(assistant_owned()), c).await.unwrap();
+    let r = spawn_app(c).await;
     let base = format!("http://{}", r.addr);
     post_signed(&base, &event("c1", "m1", "好的谢谢", "tb_buyer_1"), "in-1", now(), &secret()).await;
     assert!(
@@ -355,19 +350,19 @@ async fn promise_due_is_announced_once() {
     // Nothing listens on port 9: deliveries stay pending, which is all this test needs.
     c.webhooks =
         Webhooks { endpoints: vec![endpoint("http://127.0.0.1:9/hooks".into())], retry_schedule_ms: vec![3_600_000] };
-    let r = run::start(TcpListener::bind("127.0.0.1:0").await.unwrap(), Arc::new(assistant_owned()), c).await.unwrap();
+    let r = spawn_app(c).await;
     let base = format!("http://{}", r.addr);
     post_signed(&base, &event("c1", "m1", "什么时候发货呀", "tb_buyer_1"), "in-1", now(), &secret()).await;
     assert!(wait_until(|| async { count(&r, "SELECT COUNT(*) AS n FROM promises").await >= 1 }, 20).await);
     let promises = count(&r, "SELECT COUNT(*) AS n FROM promises").await;
     let later = jiff::Timestamp::now().as_millisecond() + 30 * 86_400_000;
-    let first = shouhou::service::outbox::announce_due_promises(&r.shared, later).await.unwrap();
-    let again = shouhou::service::outbox::announce_due_promises(&r.shared, later).await.unwrap();
+    let first = shouhou::outbound::deliverer::announce_due_promises(&r.state, later).await.unwrap();
+    let again = shouhou::outbound::deliverer::announce_due_promises(&r.state, later).await.unwrap();
     assert_eq!((first as i64, again), (promises, 0));
     let due = r
-        .shared
+        .state
         .store
-        .rows("SELECT body FROM outbox WHERE event_type = $1", &[Arg::T("promise.due".into())], &[Col::T("body")])
+        .select("SELECT body FROM outbox WHERE event_type = $1", &[Arg::T("promise.due".into())], &[Col::T("body")])
         .await
         .unwrap();
     assert_eq!(due.len() as i64, promises);
@@ -395,9 +390,7 @@ async fn postgres_two_instances_share_the_outbox() {
             endpoints: vec![endpoint(format!("http://127.0.0.1:{}/hooks", consumer.port))],
             retry_schedule_ms: vec![0, 100, 100, 100],
         };
-        instances.push(
-            run::start(TcpListener::bind("127.0.0.1:0").await.unwrap(), Arc::new(assistant_owned()), c).await.unwrap(),
-        );
+        instances.push(spawn_app(c).await);
     }
     for round in 0..3 {
         post_round(&format!("http://{}", instances[round % 2].addr), round).await;

@@ -11,13 +11,14 @@ use std::{
 use axum::{Json, Router, extract::State, http::HeaderMap, response::IntoResponse, routing::post};
 use serde_json::{Value, json};
 use shouhou::{
-    domain::sign::Secret,
-    service::{Role, ServiceConfig, run},
+    app as run,
+    config::ServiceConfig,
+    domain::{role::Role, sign::Secret},
 };
 use tokio::net::TcpListener;
 
 use crate::support::root;
-pub(crate) use crate::support::{pg_skip, pg_url, sqlite_url, wait_until};
+pub(crate) use crate::support::{pg_skip, pg_url, spawn_app, sqlite_url, wait_until};
 
 pub(crate) const TOKEN: &str = "test-agent-token-1234";
 pub(crate) const SUPERVISOR: &str = "test-supervisor-token-1234";
@@ -103,17 +104,7 @@ pub(crate) fn cfg(db: &str, platform_url: &str, instance: &str) -> ServiceConfig
 }
 
 async fn start(db: &str, platform_url: &str) -> run::Running {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    run::start(l, Arc::new(assistant_owned()), cfg(db, platform_url, "t")).await.unwrap()
-}
-
-pub(crate) fn assistant_owned() -> shouhou::domain::draft::Assistant {
-    shouhou::domain::draft::Assistant::load(
-        &root().join("intents"),
-        &root().join("templates"),
-        &root().join("shouhou.toml"),
-    )
-    .unwrap()
+    spawn_app(cfg(db, platform_url, "t")).await
 }
 
 pub(crate) fn event(conv: &str, msg: &str, text: &str, sender: &str) -> String {
@@ -121,6 +112,7 @@ pub(crate) fn event(conv: &str, msg: &str, text: &str, sender: &str) -> String {
         "message_id": msg, "shop_id": "shop-1", "conversation_id": conv, "sender": {"account_id": sender},
         "sent_at": "2026-11-22T10:15:00+08:00", "text": text,
         "order": {"order_id": "3391228745", "buyer_account_id": "tb_buyer_1", "status": "paid", "total": "199.00",
+                  "paid_at": (jiff::Timestamp::now() - jiff::SignedDuration::from_hours(2)).to_string(),
                   "items": [{"title": "羊毛大衣", "category": "apparel", "price": "199.00"}],
                   "receiver": {"name": "王秀英", "phone": "13912345678", "address": "测试省示例市幸福区光明路88号"}}
     })
@@ -145,7 +137,7 @@ pub(crate) fn now() -> i64 {
 }
 
 pub(crate) async fn count(r: &run::Running, sql: &'static str) -> i64 {
-    r.shared.store.rows(sql, &[], &[shouhou::service::store::Col::I("n")]).await.unwrap()[0][0].i()
+    r.state.store.select(sql, &[], &[shouhou::store::Col::I("n")]).await.unwrap()[0][0].i()
 }
 
 pub(crate) fn api(method: reqwest::Method, url: String, token: &str) -> reqwest::RequestBuilder {
@@ -186,7 +178,7 @@ async fn bad_input_body(db: &str) {
     assert_eq!(res.status(), 400);
     assert!(res.text().await.unwrap().contains("sender.account_id"));
     // Oversized body.
-    let big = "x".repeat(shouhou::service::MAX_BODY_BYTES + 10);
+    let big = "x".repeat(shouhou::state::MAX_BODY_BYTES + 10);
     let res = post_signed(&base, &big, "w5", now(), &secret()).await;
     assert_eq!(res.status(), 413);
     // Unknown shop.
@@ -273,13 +265,9 @@ async fn flow_body(db: &str) {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(p.accepted_keys().len(), 2, "nothing sent to a conversation a person owns");
     let status: Vec<String> = r
-        .shared
+        .state
         .store
-        .rows(
-            "SELECT status FROM drafts WHERE conversation_id = 'c-own'",
-            &[],
-            &[shouhou::service::store::Col::T("status")],
-        )
+        .select("SELECT status FROM drafts WHERE conversation_id = 'c-own'", &[], &[shouhou::store::Col::T("status")])
         .await
         .unwrap()
         .into_iter()
@@ -301,9 +289,9 @@ async fn flow_body(db: &str) {
         .await
     );
     let qid = r
-        .shared
+        .state
         .store
-        .rows("SELECT id FROM drafts WHERE conversation_id = 'c-q'", &[], &[shouhou::service::store::Col::I("id")])
+        .select("SELECT id FROM drafts WHERE conversation_id = 'c-q'", &[], &[shouhou::store::Col::I("id")])
         .await
         .unwrap()[0][0]
         .i();
@@ -410,14 +398,8 @@ async fn postgres_two_instances_share_the_work() {
     }
     let db = pg_url().await.unwrap();
     let (p, url) = Platform::start(vec![]).await;
-    let a = {
-        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        run::start(l, Arc::new(assistant_owned()), cfg(&db, &url, "a")).await.unwrap()
-    };
-    let b = {
-        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        run::start(l, Arc::new(assistant_owned()), cfg(&db, &url, "b")).await.unwrap()
-    };
+    let a = spawn_app(cfg(&db, &url, "a")).await;
+    let b = spawn_app(cfg(&db, &url, "b")).await;
     let n = 120;
     for i in 0..n {
         let base = if i % 2 == 0 { format!("http://{}", a.addr) } else { format!("http://{}", b.addr) };
@@ -434,15 +416,15 @@ async fn postgres_two_instances_share_the_work() {
     assert_eq!(claimers, 2, "both instances took work");
     // In order within a conversation: draft ids increase with inbox order.
     let rows = a
-        .shared
+        .state
         .store
-        .rows(
+        .select(
             "SELECT conversation_id, inbox_seq, id FROM drafts ORDER BY conversation_id, inbox_seq",
             &[],
             &[
-                shouhou::service::store::Col::T("conversation_id"),
-                shouhou::service::store::Col::I("inbox_seq"),
-                shouhou::service::store::Col::I("id"),
+                shouhou::store::Col::T("conversation_id"),
+                shouhou::store::Col::I("inbox_seq"),
+                shouhou::store::Col::I("id"),
             ],
         )
         .await
@@ -555,12 +537,11 @@ async fn killed_mid_stream_loses_nothing() {
         }
     }
     assert_eq!(acked, n);
-    let store = shouhou::service::store::Store::connect(&db).await.unwrap();
+    let store = shouhou::store::Store::connect(&db).await.unwrap();
     let drafted = || {
         let store = store.clone();
         async move {
-            store.rows("SELECT COUNT(*) AS n FROM drafts", &[], &[shouhou::service::store::Col::I("n")]).await.unwrap()
-                [0][0]
+            store.select("SELECT COUNT(*) AS n FROM drafts", &[], &[shouhou::store::Col::I("n")]).await.unwrap()[0][0]
                 .i()
         }
     };
@@ -577,10 +558,10 @@ async fn killed_mid_stream_loses_nothing() {
     );
     assert!(wait_until(|| async { p.accepted_keys().len() == n as usize }, 60).await, "every reply delivered");
     let dup = store
-        .rows(
+        .select(
             "SELECT COUNT(*) AS n FROM (SELECT inbox_seq FROM drafts GROUP BY inbox_seq HAVING COUNT(*) > 1) x",
             &[],
-            &[shouhou::service::store::Col::I("n")],
+            &[shouhou::store::Col::I("n")],
         )
         .await
         .unwrap()[0][0]

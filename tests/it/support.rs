@@ -100,7 +100,28 @@ pub fn assistant() -> &'static shouhou::domain::draft::Assistant {
     })
 }
 
+/// The shipped assistant, freshly loaded (for a service to own).
+pub fn assistant_owned() -> shouhou::domain::draft::Assistant {
+    shouhou::domain::draft::Assistant::load(&intents_dir(), &root().join("templates"), &root().join("shouhou.toml"))
+        .unwrap_or_else(|e| panic!("shipped data files load: {e}"))
+}
+
 // --- service tests: stores, waiting, a platform -------------------------------------------------
+
+/// Starts the service on a free port of 127.0.0.1 with `cfg` and the shipped data files: the one
+/// way the tests start it (stop it with `Running::stop`).
+pub async fn spawn_app(cfg: shouhou::config::ServiceConfig) -> shouhou::app::Running {
+    spawn_app_with(std::sync::Arc::new(assistant_owned()), cfg).await
+}
+
+/// [`spawn_app`] drafting with `assistant` (a test's own data files).
+pub async fn spawn_app_with(
+    assistant: std::sync::Arc<shouhou::domain::draft::Assistant>,
+    cfg: shouhou::config::ServiceConfig,
+) -> shouhou::app::Running {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    shouhou::app::start(l, assistant, cfg).await.unwrap()
+}
 
 /// A fresh SQLite database file in a temporary directory (kept alive by the `TempDir`).
 pub fn sqlite_url() -> (tempfile::TempDir, String) {

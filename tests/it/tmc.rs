@@ -13,26 +13,25 @@ use std::{
 use futures_util::{SinkExt, StreamExt};
 use md5::{Digest, Md5};
 use proptest::prelude::*;
+use secrecy::ExposeSecret;
 use serde_json::json;
 use shouhou::{
+    adapters::tmc::{
+        self, Options,
+        codec::{CodecError, Frame, MessageType, Value},
+        effects::{self, Effect},
+    },
+    config::ServiceConfig,
     config::Settings,
     domain::{case::Case, event::InboundEvent, sign::Secret},
-    service::{
-        ServiceConfig,
-        outbox::{Endpoint, Webhooks},
-        run,
-        store::{Arg, Col, Store},
-        tmc::{
-            self, Options,
-            codec::{CodecError, Frame, MessageType, Value},
-            effects::{self, Effect},
-        },
-    },
+    outbound::webhooks::{Endpoint, Webhooks},
+    pipeline::orders::merge_statuses,
+    store::{Arg, Col, Store},
 };
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::support::{assistant, root};
+use crate::support::{assistant, root, spawn_app};
 
 // ------------------------------------------------------------------------------------------
 // Hand-built frames: the documented layout written out byte by byte, independent of the codec.
@@ -422,7 +421,7 @@ fn missing_secret_is_a_startup_error() {
         assert!(err.contains("SHOUHOU_TMC_SECRET") && err.contains("12345678"), "{err}");
     }
     let o = tmc::resolve(Some(&on), Some(" s3cret \n".into())).unwrap().unwrap();
-    assert_eq!((o.secret.as_str(), o.app_key.as_str(), o.shop_id.as_str()), ("s3cret", "12345678", "shop-1"));
+    assert_eq!((o.secret.expose_secret(), o.app_key.as_str(), o.shop_id.as_str()), ("s3cret", "12345678", "shop-1"));
     assert!(!format!("{o:?}").contains("s3cret"), "Debug never shows the secret");
     assert!(tmc::resolve(Some(&with("enabled = false\n")), None).unwrap().is_none());
     assert!(tmc::resolve(None, None).unwrap().is_none());
@@ -513,7 +512,7 @@ async fn wait_for(what: &str, mut check: impl AsyncFnMut() -> bool) {
 }
 
 async fn count(store: &Store, sql: &'static str, args: &[Arg]) -> i64 {
-    store.rows(sql, args, &[Col::I("n")]).await.unwrap()[0][0].i()
+    store.select(sql, args, &[Col::I("n")]).await.unwrap()[0][0].i()
 }
 
 /// A message the fake server holds: pushed on the first connection (stage 1), on later
@@ -650,7 +649,7 @@ fn options(url: &str, secret: &str) -> Options {
     Options {
         url: url.to_owned(),
         app_key: APP_KEY.to_owned(),
-        secret: secret.to_owned(),
+        secret: secret.into(),
         group_name: "default".to_owned(),
         shop_id: "shop-1".to_owned(),
         pull_every: Duration::from_millis(300),
@@ -668,22 +667,9 @@ const ORDER: &str = "3391228745";
 /// frame, pulls the trade close, cancels the calls on that order only, and a later refund
 /// question is answered with the refund status. Shutdown stops the client.
 async fn client_flow_body(db: &str) {
-    let running = run::start(
-        TcpListener::bind("127.0.0.1:0").await.unwrap(),
-        Arc::new(
-            shouhou::domain::draft::Assistant::load(
-                &root().join("intents"),
-                &root().join("templates"),
-                &root().join("shouhou.toml"),
-            )
-            .unwrap(),
-        ),
-        cfg(db, &crate::support::accepting_platform().await),
-    )
-    .await
-    .unwrap();
+    let running = spawn_app(cfg(db, &crate::support::accepting_platform().await)).await;
     let base = format!("http://{}", running.addr);
-    let store = running.shared.store.clone();
+    let store = running.state.store.clone();
 
     // Complaints on two conversations (two orders) request calls.
     let complaint = "你们再不处理我就去12315投诉";
@@ -751,7 +737,7 @@ async fn client_flow_body(db: &str) {
     let ids: Vec<i64> = held.iter().map(|h| h.id).collect();
     let (url, fake) = fake_tmc(APP_SECRET, held, 5_000_000_003).await;
     let tracker = tokio_util::task::TaskTracker::new();
-    tmc::spawn(&running.shared, &tracker, options(&url, APP_SECRET));
+    tmc::spawn(&running.state, &tracker, options(&url, APP_SECRET));
 
     wait_for("every message confirmed", async || {
         let s = fake.lock().unwrap();
@@ -778,7 +764,7 @@ async fn client_flow_body(db: &str) {
     assert_eq!(applied, 6, "the item topic is recorded but not applied");
     for id in &ids {
         let audits = store
-            .rows("SELECT detail FROM audit WHERE actor = 'tmc'", &[], &[Col::T("detail")])
+            .select("SELECT detail FROM audit WHERE actor = 'tmc'", &[], &[Col::T("detail")])
             .await
             .unwrap()
             .iter()
@@ -788,7 +774,7 @@ async fn client_flow_body(db: &str) {
         assert_eq!(audits, want, "audit rows for message {id}");
     }
     let order = store
-        .rows(
+        .select(
             "SELECT trade_status, refund_status, refund_id, refund_fee FROM orders WHERE shop_id = $1 AND order_id = $2",
             &[Arg::T("shop-1".into()), Arg::T(ORDER.into())],
             &[Col::T("trade_status"), Col::T("refund_status"), Col::T("refund_id"), Col::T("refund_fee")],
@@ -799,7 +785,7 @@ async fn client_flow_body(db: &str) {
 
     // The trade close cancelled the call on its order only.
     let calls = store
-        .rows(
+        .select(
             "SELECT conversation_id, status FROM calls ORDER BY conversation_id",
             &[],
             &[Col::T("conversation_id"), Col::T("status")],
@@ -813,12 +799,14 @@ async fn client_flow_body(db: &str) {
     post_event(&base, &buyer_event("c-tmc-1", "m-3", "我的退款什么时候到账啊", ORDER, None), "w-3").await;
     let mut reply = String::new();
     wait_for("the refund draft", async || {
-        let r = store.rows("SELECT reply FROM drafts WHERE message_id = 'm-3'", &[], &[Col::T("reply")]).await.unwrap();
+        let r =
+            store.select("SELECT reply FROM drafts WHERE message_id = 'm-3'", &[], &[Col::T("reply")]).await.unwrap();
         reply = r.first().map(|r| r[0].t()).unwrap_or_default();
         !r.is_empty()
     })
     .await;
     assert!(reply.contains("退款成功"), "the draft uses the refund status: {reply}");
+    assert!(reply.contains("59元"), "and the refund amount TMC keeps: {reply}");
 
     // A complaint that arrives after the close requests no call that stays pending.
     post_event(&base, &buyer_event("c-tmc-1", "m-4", complaint, ORDER, None), "w-4").await;
@@ -857,30 +845,17 @@ async fn client_against_fake_tmc_postgres() {
 async fn refused_login_backs_off_and_retries() {
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}", dir.path().join("tmc.db").display());
-    let running = run::start(
-        TcpListener::bind("127.0.0.1:0").await.unwrap(),
-        Arc::new(
-            shouhou::domain::draft::Assistant::load(
-                &root().join("intents"),
-                &root().join("templates"),
-                &root().join("shouhou.toml"),
-            )
-            .unwrap(),
-        ),
-        cfg(&db, &crate::support::accepting_platform().await),
-    )
-    .await
-    .unwrap();
+    let running = spawn_app(cfg(&db, &crate::support::accepting_platform().await)).await;
     let held = vec![Held { id: 1, topic: "taobao_trade_TradeClose", content: "{\"tid\":1}".into(), time: 0, stage: 1 }];
     let (url, fake) = fake_tmc(APP_SECRET, held, 0).await;
     let tracker = tokio_util::task::TaskTracker::new();
-    tmc::spawn(&running.shared, &tracker, options(&url, "wrong-secret"));
+    tmc::spawn(&running.state, &tracker, options(&url, "wrong-secret"));
     wait_for("three refused logins", async || fake.lock().unwrap().bad_signs >= 3).await;
     {
         let s = fake.lock().unwrap();
         assert!(s.tokens.is_empty() && s.confirmed.is_empty() && s.deliveries.is_empty());
     }
-    assert_eq!(count(&running.shared.store, "SELECT COUNT(*) AS n FROM tmc_messages", &[]).await, 0);
+    assert_eq!(count(&running.state.store, "SELECT COUNT(*) AS n FROM tmc_messages", &[]).await, 0);
     running.shutdown.cancel();
     tracker.close();
     tokio::time::timeout(Duration::from_secs(5), tracker.wait()).await.expect("the client stops while backing off");
@@ -984,24 +959,13 @@ fn stored_statuses_fill_gaps_and_a_closed_trade_wins() {
     ];
     for (mut order, trade, refund, want) in cases {
         let before = order.clone();
-        tmc::merge_statuses(&mut order, trade, refund);
+        merge_statuses(&mut order, trade, refund);
         assert_eq!(
             (order.status.as_deref(), order.refund_status.as_deref()),
             want,
             "{before:?} + {trade:?} {refund:?}"
         );
     }
-}
-
-fn load_assistant() -> Arc<shouhou::domain::draft::Assistant> {
-    Arc::new(
-        shouhou::domain::draft::Assistant::load(
-            &root().join("intents"),
-            &root().join("templates"),
-            &root().join("shouhou.toml"),
-        )
-        .unwrap(),
-    )
 }
 
 /// A server that accepts every login and drops the socket right after: a login alone is not a
@@ -1033,16 +997,10 @@ async fn accept_then_drop_keeps_backing_off() {
     });
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}", dir.path().join("tmc.db").display());
-    let running = run::start(
-        TcpListener::bind("127.0.0.1:0").await.unwrap(),
-        load_assistant(),
-        cfg(&db, &crate::support::accepting_platform().await),
-    )
-    .await
-    .unwrap();
+    let running = spawn_app(cfg(&db, &crate::support::accepting_platform().await)).await;
     let tracker = tokio_util::task::TaskTracker::new();
     let o = Options { backoff_max: Duration::from_millis(400), ..options(&url, APP_SECRET) };
-    tmc::spawn(&running.shared, &tracker, o);
+    tmc::spawn(&running.state, &tracker, o);
     wait_for("seven logins", async || logins.lock().unwrap().len() >= 7).await;
     let at = logins.lock().unwrap().clone();
     let gaps: Vec<Duration> = at.windows(2).map(|w| w[1] - w[0]).collect();
@@ -1059,7 +1017,7 @@ async fn accept_then_drop_keeps_backing_off() {
 
 async fn outbox_events(store: &Store, ty: &str) -> Vec<(String, serde_json::Value)> {
     store
-        .rows(
+        .select(
             "SELECT conversation_id, body FROM outbox WHERE event_type = $1 ORDER BY id",
             &[Arg::T(ty.to_owned())],
             &[Col::T("conversation_id"), Col::T("body")],
@@ -1073,7 +1031,7 @@ async fn outbox_events(store: &Store, ty: &str) -> Vec<(String, serde_json::Valu
 
 async fn calls_of(store: &Store, conv: &str) -> Vec<(i64, i64, String)> {
     store
-        .rows(
+        .select(
             "SELECT id, draft_id, status FROM calls WHERE conversation_id = $1 ORDER BY id",
             &[Arg::T(conv.to_owned())],
             &[Col::I("id"), Col::I("draft_id"), Col::T("status")],
@@ -1108,9 +1066,9 @@ async fn trade_close_events_body(db: &str) {
         // Nothing is delivered during the test: the rows stay as written.
         retry_schedule_ms: vec![3_600_000],
     };
-    let running = run::start(TcpListener::bind("127.0.0.1:0").await.unwrap(), load_assistant(), c).await.unwrap();
+    let running = spawn_app(c).await;
     let base = format!("http://{}", running.addr);
-    let store = running.shared.store.clone();
+    let store = running.state.store.clone();
     let complaint = "你们再不处理我就去12315投诉";
     post_event(&base, &buyer_event("c-x-1", "m-1", complaint, ORDER, None), "w-1").await;
     post_event(&base, &buyer_event("c-x-2", "m-2", complaint, "5550001", None), "w-2").await;
@@ -1124,7 +1082,7 @@ async fn trade_close_events_body(db: &str) {
     let close = json!({"tid": ORDER}).to_string();
     let now = jiff::Timestamp::now().as_millisecond();
     let apply = |id: i64, topic: &'static str, content: String| {
-        let shared = running.shared.clone();
+        let shared = running.state.clone();
         async move { tmc::apply(&shared, APP_KEY, "shop-1", id, topic, &content, now).await.unwrap() }
     };
     assert_eq!(apply(1, "taobao_trade_TradeClose", close.clone()).await, tmc::Outcome::Applied);

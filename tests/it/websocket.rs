@@ -11,10 +11,11 @@ use std::{
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use shouhou::service::{
-    ServiceConfig, run,
+use shouhou::{
+    adapters::websocket::WsConfig,
+    app as run,
+    config::ServiceConfig,
     store::{Col, Store},
-    websocket::WsConfig,
 };
 use tokio::{net::TcpListener, sync::mpsc};
 use tokio_tungstenite::tungstenite::{
@@ -184,6 +185,7 @@ fn event(i: usize) -> Value {
         "message_id": format!("m-{i}"), "shop_id": "shop-1", "conversation_id": format!("c-{i}"),
         "sender": {"account_id": "tb_buyer_1"}, "sent_at": "2026-11-22T10:15:00+08:00", "text": "什么时候发货",
         "order": {"order_id": "3391228745", "buyer_account_id": "tb_buyer_1", "status": "paid", "total": "199.00",
+                  "paid_at": (jiff::Timestamp::now() - jiff::SignedDuration::from_hours(2)).to_string(),
                   "items": [{"title": "羊毛大衣", "category": "apparel", "price": "199.00"}],
                   "receiver": {"name": "测试", "phone": "13800000000", "address": "测试路1号"}}
     })
@@ -197,7 +199,7 @@ fn message_frame(i: usize) -> Msg {
 fn ws_cfg(url: &str, token: &str) -> WsConfig {
     WsConfig {
         url: url.to_owned(),
-        token: token.to_owned(),
+        token: token.into(),
         shops: vec!["shop-1".to_owned()],
         ping_interval: Duration::from_secs(1),
         pong_timeout: Duration::from_secs(1),
@@ -217,18 +219,11 @@ fn cfg(db: &str, ws: WsConfig) -> ServiceConfig {
 }
 
 async fn start(db: &str, ws: WsConfig) -> run::Running {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let a = shouhou::domain::draft::Assistant::load(
-        &root().join("intents"),
-        &root().join("templates"),
-        &root().join("shouhou.toml"),
-    )
-    .unwrap();
-    run::start(l, Arc::new(a), cfg(db, ws)).await.unwrap()
+    crate::support::spawn_app(cfg(db, ws)).await
 }
 
 async fn count(store: &Store, sql: &'static str) -> i64 {
-    store.rows(sql, &[], &[Col::I("n")]).await.unwrap()[0][0].i()
+    store.select(sql, &[], &[Col::I("n")]).await.unwrap()[0][0].i()
 }
 
 /// Every reply frame is well formed; returns the distinct idempotency keys, and checks no
@@ -294,7 +289,7 @@ async fn dropped_connection_body(db: &str) {
     })
     .await;
     let r = start(db, ws_cfg(&fake.url, WS_TOKEN)).await;
-    let store = r.shared.store.clone();
+    let store = r.state.store.clone();
 
     assert!(wait_until(|| async { fake.acked_all() }, 60).await, "every message acknowledged");
     assert!(
@@ -376,7 +371,7 @@ async fn dead_peer_is_detected_and_a_bad_token_is_refused() {
     let r = start(&db2, ws_cfg(&fake.url, "wrong-token")).await;
     assert!(wait_until(|| async { fake.st.lock().unwrap().unauthorized >= 2 }, 10).await, "refused, then retried");
     assert_eq!(fake.st.lock().unwrap().connections, 0);
-    assert_eq!(count(&r.shared.store, "SELECT COUNT(*) AS n FROM inbox").await, 0);
+    assert_eq!(count(&r.state.store, "SELECT COUNT(*) AS n FROM inbox").await, 0);
     r.stop().await;
 }
 
@@ -459,7 +454,7 @@ async fn killed_service_loses_nothing_over_websocket() {
 /// its step, and are not all the same.
 #[test]
 fn backoff_doubles_with_jitter_up_to_the_cap() {
-    use shouhou::service::websocket::backoff;
+    use shouhou::adapters::websocket::backoff;
     let max = Duration::from_secs(30);
     for (n, step_ms) in [(1, 500), (2, 1000), (3, 2000), (6, 16_000), (7, 30_000), (40, 30_000)] {
         for _ in 0..50 {

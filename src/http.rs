@@ -1,0 +1,303 @@
+//! HTTP: the REST routes of `shouhou serve` ([`router`]): signed intake (`POST /v1/events`), the
+//! API for agents (bearer tokens with roles), the consumer-webhook outbox, health, metrics and the
+//! OpenAPI document (`crate::app` adds the Chatwoot webhook and the console beside them). Errors are JSON
+//! `{"error": "..."}` with a status that says what to fix; internals never leak into a response.
+//! Handlers are thin: parse, call [`crate::review`] or the store, map the answer.
+
+pub mod webhooks;
+
+use std::sync::Arc;
+
+use axum::{
+    Json, Router,
+    body::Bytes,
+    extract::{DefaultBodyLimit, Path, Query, State},
+    http::{HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::{
+    domain::{event::InboundEvent, role::Role, sign},
+    intake::store_event,
+    review::{self, ReviewError},
+    state::{AppState, MAX_BODY_BYTES, now_ms},
+    store::{
+        StoreError, audit, calls, conversations, drafts,
+        promises::{self, PromiseStatus},
+    },
+};
+
+/// An API error: status and message.
+#[derive(Debug)]
+pub struct ApiError(pub StatusCode, pub Value);
+
+impl ApiError {
+    /// An error with a message.
+    pub fn new(status: StatusCode, msg: impl Into<String>) -> Self {
+        Self(status, json!({"error": msg.into()}))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(self.1)).into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        tracing::error!(error = %e, "store error in a request");
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "the store is unavailable; retry later")
+    }
+}
+
+impl From<ReviewError> for ApiError {
+    fn from(e: ReviewError) -> Self {
+        let status = match &e {
+            ReviewError::NotFound(_) => StatusCode::NOT_FOUND,
+            ReviewError::Decided(_) | ReviewError::DecidedMeanwhile | ReviewError::NotWaiting => StatusCode::CONFLICT,
+            ReviewError::NoText | ReviewError::Blocked(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ReviewError::EmptyReason => StatusCode::BAD_REQUEST,
+            ReviewError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        match e {
+            ReviewError::Blocked(guard) => Self(status, json!({"error": "the guard blocks this text", "guard": guard})),
+            ReviewError::Store(e) => e.into(),
+            e => Self::new(status, e.to_string()),
+        }
+    }
+}
+
+/// A handler result.
+pub type ApiResult<T> = Result<T, ApiError>;
+
+/// The REST routes, documented in `/openapi.json` (a test checks both agree).
+pub fn router(shared: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/v1/events", post(intake))
+        .route("/v1/queue", get(queue))
+        .route("/v1/drafts/{id}", get(draft))
+        .route("/v1/drafts/{id}/approve", post(approve))
+        .route("/v1/drafts/{id}/edit", post(edit))
+        .route("/v1/drafts/{id}/reject", post(reject))
+        .route("/v1/conversations/{shop}/{id}", get(conversation))
+        .route("/v1/conversations/{shop}/{id}/takeover", post(takeover))
+        .route("/v1/conversations/{shop}/{id}/handback", post(handback))
+        .route("/v1/promises", get(promises))
+        .route("/v1/calls", get(calls))
+        .route("/v1/audit", get(audit))
+        .route("/v1/webhooks/deliveries", get(webhooks::deliveries))
+        .route("/v1/webhooks/deliveries/{id}/redeliver", post(webhooks::redeliver))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
+        .route("/openapi.json", get(|| async { ([("content-type", "application/json")], OPENAPI) }))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(shared)
+}
+
+/// The OpenAPI document.
+pub const OPENAPI: &str = include_str!("http/openapi.json");
+
+async fn intake(State(s): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> ApiResult<Response> {
+    let h = |k: &str| headers.get(k).and_then(|v| v.to_str().ok());
+    // The shop is named by a header so the secret can be chosen before the body is trusted.
+    let shop =
+        h("x-shouhou-shop").ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "missing header `x-shouhou-shop`"))?;
+    let Some(secrets) = s.cfg.shops.get(shop) else {
+        metrics::counter!("shouhou_intake_total", "result" => "unknown_shop").increment(1);
+        return Err(ApiError::new(StatusCode::NOT_FOUND, format!("unknown shop `{shop}`")));
+    };
+    if let Err(e) =
+        sign::verify(secrets, h("webhook-id"), h("webhook-timestamp"), h("webhook-signature"), &body, now_ms() / 1000)
+    {
+        metrics::counter!("shouhou_intake_total", "result" => "unauthorized").increment(1);
+        return Err(ApiError::new(StatusCode::UNAUTHORIZED, e.to_string()));
+    }
+    let text = std::str::from_utf8(&body).map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "body is not UTF-8"))?;
+    let event = InboundEvent::parse(text).map_err(|e| {
+        metrics::counter!("shouhou_intake_total", "result" => "malformed").increment(1);
+        ApiError::new(StatusCode::BAD_REQUEST, e.to_string())
+    })?;
+    if event.shop_id.as_deref().is_some_and(|id| id != shop) {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "shop_id in the body differs from `x-shouhou-shop`"));
+    }
+    let duplicate = store_event(&s, shop, &event, text).await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({"accepted": true, "duplicate": duplicate}))).into_response())
+}
+
+pub(crate) fn auth(s: &AppState, headers: &HeaderMap, need: Role) -> ApiResult<(String, Role)> {
+    let token = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "missing bearer token"))?;
+    let role = *s.cfg.api_tokens.get(token).ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "unknown token"))?;
+    if role < need {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "this role may not do that"));
+    }
+    // The audit names a token by a hash, never by any of its characters.
+    let who = format!("{role:?}:{:08x}", crate::domain::templates::fnv1a(token.as_bytes()) as u32).to_lowercase();
+    Ok((who, role))
+}
+
+#[derive(Deserialize)]
+struct QueueQuery {
+    group: Option<String>,
+    intent: Option<String>,
+    shop: Option<String>,
+}
+
+async fn queue(
+    State(s): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(q): Query<QueueQuery>,
+) -> ApiResult<Json<Value>> {
+    let (_, role) = auth(&s, &headers, Role::PartTime)?;
+    let rows = drafts::waiting(&s.store).await?;
+    let items: Vec<Value> = rows
+        .iter()
+        .map(drafts::DraftRow::to_json)
+        .filter(|d| q.group.as_deref().is_none_or(|g| d["group"] == g))
+        .filter(|d| q.shop.as_deref().is_none_or(|g| d["shop_id"] == g))
+        .filter(|d| {
+            q.intent.as_deref().is_none_or(|i| d["intents"].as_array().is_some_and(|a| a.iter().any(|h| h["id"] == i)))
+        })
+        // Part-time staff see only FAQ-type items of the reception group (seed 002).
+        .filter(|d| role != Role::PartTime || d["group"] == "reception")
+        .collect();
+    metrics::gauge!("shouhou_queue_depth").set(rows.len() as f64);
+    Ok(Json(json!({"items": items})))
+}
+
+async fn draft(State(s): State<Arc<AppState>>, headers: HeaderMap, Path(id): Path<i64>) -> ApiResult<Json<Value>> {
+    auth(&s, &headers, Role::PartTime)?;
+    Ok(Json(review::load(&s, id).await?.to_json()))
+}
+
+async fn approve(State(s): State<Arc<AppState>>, headers: HeaderMap, Path(id): Path<i64>) -> ApiResult<Json<Value>> {
+    let (who, _) = auth(&s, &headers, Role::Agent)?;
+    Ok(Json(json!(review::approve(&s, &who, id).await?)))
+}
+
+#[derive(Deserialize)]
+struct EditBody {
+    text: String,
+}
+
+async fn edit(
+    State(s): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    Json(body): Json<EditBody>,
+) -> ApiResult<Json<Value>> {
+    let (who, role) = auth(&s, &headers, Role::Agent)?;
+    Ok(Json(json!(review::edit(&s, &who, role, id, &body.text).await?)))
+}
+
+#[derive(Deserialize)]
+struct RejectBody {
+    reason: String,
+}
+
+async fn reject(
+    State(s): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    Json(body): Json<RejectBody>,
+) -> ApiResult<Json<Value>> {
+    let (who, _) = auth(&s, &headers, Role::Agent)?;
+    Ok(Json(json!(review::reject(&s, &who, id, &body.reason).await?)))
+}
+
+async fn conversation(
+    State(s): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path((shop, id)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    auth(&s, &headers, Role::PartTime)?;
+    let r = conversations::get(&s.store, &shop, &id)
+        .await?
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no such conversation"))?;
+    Ok(Json(
+        json!({"shop_id": shop, "conversation_id": id, "owner": r.owner, "case": serde_json::from_str::<Value>(&r.case_state).unwrap_or(Value::Null)}),
+    ))
+}
+
+async fn takeover(
+    State(s): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path((shop, id)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    let (who, _) = auth(&s, &headers, Role::PartTime)?;
+    review::take_over(&s, &who, &shop, &id).await?;
+    Ok(Json(json!({"shop_id": shop, "conversation_id": id, "owner": who})))
+}
+
+async fn handback(
+    State(s): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path((shop, id)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    let (who, _) = auth(&s, &headers, Role::PartTime)?;
+    review::hand_back(&s, &who, &shop, &id).await?;
+    Ok(Json(json!({"shop_id": shop, "conversation_id": id, "owner": "bot"})))
+}
+
+async fn promises(State(s): State<Arc<AppState>>, headers: HeaderMap) -> ApiResult<Json<Value>> {
+    auth(&s, &headers, Role::PartTime)?;
+    let now = now_ms();
+    let items: Vec<Value> = promises::list(&s.store)
+        .await?
+        .iter()
+        .map(|p| json!({"id": p.id, "shop_id": p.shop_id, "conversation_id": p.conversation_id, "what": p.what, "due_at": p.due_at, "status": p.status, "overdue": p.status == PromiseStatus::Open && p.due_at < now}))
+        .collect();
+    Ok(Json(json!({"items": items})))
+}
+
+async fn calls(State(s): State<Arc<AppState>>, headers: HeaderMap) -> ApiResult<Json<Value>> {
+    auth(&s, &headers, Role::PartTime)?;
+    let items: Vec<Value> = calls::list(&s.store)
+        .await?
+        .iter()
+        .map(|c| json!({"id": c.id, "shop_id": c.shop_id, "conversation_id": c.conversation_id, "next_allowed_at": c.next_allowed_at, "script": serde_json::from_str::<Value>(&c.script).unwrap_or(Value::Null), "attempts": c.attempts, "status": c.status}))
+        .collect();
+    Ok(Json(json!({"items": items})))
+}
+
+#[derive(Deserialize)]
+struct AuditQuery {
+    shop: Option<String>,
+    conversation_id: Option<String>,
+}
+
+async fn audit(
+    State(s): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(q): Query<AuditQuery>,
+) -> ApiResult<Json<Value>> {
+    auth(&s, &headers, Role::Supervisor)?;
+    let items: Vec<Value> = audit::oldest(&s.store)
+        .await?
+        .iter()
+        .filter(|r| q.shop.as_deref().is_none_or(|x| r.shop_id == x))
+        .filter(|r| q.conversation_id.as_deref().is_none_or(|x| r.conversation_id == x))
+        .map(|r| {
+            let draft = if r.draft_id == 0 { Value::Null } else { json!(r.draft_id) };
+            json!({"id": r.id, "at": r.at, "actor": r.actor, "kind": r.kind, "shop_id": r.shop_id, "conversation_id": r.conversation_id, "draft_id": draft, "verdict": r.verdict, "detail": serde_json::from_str::<Value>(&r.detail).unwrap_or(Value::Null)})
+        })
+        .collect();
+    Ok(Json(json!({"items": items})))
+}
+
+async fn readyz(State(s): State<Arc<AppState>>) -> ApiResult<&'static str> {
+    s.store.ping().await?;
+    Ok("ready")
+}
+
+async fn metrics_text(State(s): State<Arc<AppState>>) -> String {
+    s.metrics.render()
+}
