@@ -235,9 +235,9 @@ impl Folder {
             let n = e - s;
             for k in s..e {
                 let keep = match kind {
-                    HitKind::Phone | HitKind::IdNumber => n >= 11 && (k < s + 3 || k >= e - 4),
+                    // The whole order phone masks like any phone; a part of it (its last 4) entirely.
+                    HitKind::Phone | HitKind::IdNumber | HitKind::OrderPhone => n >= 11 && (k < s + 3 || k >= e - 4),
                     HitKind::ReceiverName | HitKind::OrderAddress | HitKind::Address => k == s,
-                    HitKind::OrderPhone => false,
                 };
                 if !keep {
                     let (a, b) = f.origin[k];

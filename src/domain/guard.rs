@@ -22,7 +22,7 @@
 use std::{collections::BTreeMap, path::Path};
 
 use aho_corasick::{AhoCorasick, MatchKind};
-use regex::Regex;
+use regex::{Regex, RegexSet};
 use serde::{Deserialize, Serialize};
 
 use super::{
@@ -320,6 +320,8 @@ pub struct Guard {
     phrases: AhoCorasick,
     phrase_rule: Vec<(usize, Applies, usize)>,
     regexes: Vec<(Regex, usize, Applies, usize)>,
+    /// All of `regexes` in one automaton: one scan says which of them to run for spans.
+    regex_set: RegexSet,
     /// Per `[[argue]]` group, its `unless` words (normalized).
     unless: Vec<Vec<String>>,
     allow: AhoCorasick,
@@ -511,6 +513,7 @@ impl Guard {
             kinds,
             phrases,
             phrase_rule,
+            regex_set: RegexSet::new(regexes.iter().map(|r| r.0.as_str())).map_err(|e| err("argue", e.to_string()))?,
             regexes,
             unless,
             allow,
@@ -648,7 +651,8 @@ impl Guard {
             let (ki, applies, group) = self.phrase_rule[m.pattern().as_usize()];
             push(ki, applies, group, m.start(), m.end());
         }
-        for (re, ki, applies, group) in &self.regexes {
+        for i in &self.regex_set.matches(t) {
+            let (re, ki, applies, group) = &self.regexes[i];
             for m in re.find_iter(t) {
                 push(*ki, *applies, *group, m.start(), m.end());
             }
