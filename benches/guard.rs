@@ -86,7 +86,11 @@ fn main() {
 
     for name in ["check_non_orderer", "check_orderer"] {
         if let Some(ns) = mean_ns("guard", name) {
-            println!("guard {name}: {:.0} replies/s per core ({} replies)", replies.len() as f64 / (ns / 1e9), replies.len());
+            println!(
+                "guard {name}: {:.0} replies/s per core ({} replies)",
+                replies.len() as f64 / (ns / 1e9),
+                replies.len()
+            );
         }
     }
     if let Some(ns) = mean_ns("guard_edit", "edit_2000_chars") {

@@ -432,7 +432,8 @@ pub fn evaluate_guard(
                 } else {
                     blocked_argue += 1;
                     k.blocked += 1;
-                    let want = if i < KINDS.len() { format!("argue.{}", KINDS[i]) } else { "divert.off_platform".into() };
+                    let want =
+                        if i < KINDS.len() { format!("argue.{}", KINDS[i]) } else { "divert.off_platform".into() };
                     if rules.contains(&want) {
                         k.named_right += 1;
                     }

@@ -172,7 +172,13 @@ impl Folder {
     /// The receiver data to protect, folded. `min_address_part` is the shortest address part
     /// checked (at least 2).
     #[must_use]
-    pub fn needles(&self, names: &[String], phones: &[String], addresses: &[String], min_address_part: usize) -> Needles {
+    pub fn needles(
+        &self,
+        names: &[String],
+        phones: &[String],
+        addresses: &[String],
+        min_address_part: usize,
+    ) -> Needles {
         let mut phone_grams = HashSet::new();
         for p in phones {
             let d: Vec<char> = self.fold(p).chars.into_iter().filter(char::is_ascii_digit).collect();

@@ -749,7 +749,11 @@ impl Guard {
                         message: format!(
                             "{} ({}): the {} limit is {limit} yuan ({} yuan or {}%{total})",
                             self.authority.message,
-                            if offered.0 == i64::MAX { "a share of an unknown total".to_owned() } else { format!("{offered} yuan") },
+                            if offered.0 == i64::MAX {
+                                "a share of an unknown total".to_owned()
+                            } else {
+                                format!("{offered} yuan")
+                            },
                             auth.role,
                             auth.max_amount,
                             auth.max_percent
@@ -775,7 +779,9 @@ impl Guard {
                 HitKind::OrderPhone => {
                     ("leak.order_phone", "contains digits of the order's phone", &self.leak.data_suggestion)
                 }
-                HitKind::ReceiverName => ("leak.receiver_name", "contains the receiver's name", &self.leak.data_suggestion),
+                HitKind::ReceiverName => {
+                    ("leak.receiver_name", "contains the receiver's name", &self.leak.data_suggestion)
+                }
                 HitKind::OrderAddress => {
                     ("leak.order_address", "contains part of the order's address", &self.leak.data_suggestion)
                 }

@@ -268,7 +268,9 @@ impl Templates {
         };
         let name = format!("calls.callback.{key}");
         let t = self.env.get_template(&name).map_err(|e| RenderError::Render { key: name.clone(), source: e })?;
-        t.render(Value::from(minijinja::value::Serde(when))).map(|s| s.trim().to_owned()).map_err(|e| RenderError::Render { key: name, source: e })
+        t.render(Value::from(minijinja::value::Serde(when)))
+            .map(|s| s.trim().to_owned())
+            .map_err(|e| RenderError::Render { key: name, source: e })
     }
 
     /// Who a step may go to.

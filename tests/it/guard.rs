@@ -118,8 +118,11 @@ fn every_block_names_a_kind_and_a_span() {
 #[test]
 fn no_seed_wording_is_blocked() {
     let src = std::fs::read_to_string(root().join("templates/guard/replies.tsv")).unwrap();
-    let seeds: Vec<_> =
-        parse_replies(&src).unwrap().into_iter().filter(|s| s.source.starts_with("seed:") && s.label.is_none()).collect();
+    let seeds: Vec<_> = parse_replies(&src)
+        .unwrap()
+        .into_iter()
+        .filter(|s| s.source.starts_with("seed:") && s.label.is_none())
+        .collect();
     assert!(seeds.len() >= 20, "{} seed rows", seeds.len());
     for s in &seeds {
         let v = check(&s.text, &orderer());
@@ -189,14 +192,22 @@ fn disguised_receiver_data_is_blocked() {
 /// the text keeps its length.
 #[test]
 fn masking_uses_the_folding() {
-    for text in ["电话１３９１２３４５６７８", "电话一三九一二三四五六七八", "收件人王 小 明", "住浙江省 杭州市 西湖区 文三路 88号"] {
+    for text in [
+        "电话１３９１２３４５６７８",
+        "电话一三九一二三四五六七八",
+        "收件人王 小 明",
+        "住浙江省 杭州市 西湖区 文三路 88号",
+    ] {
         let m = guard().mask(text, &receiver());
         assert_eq!(m.chars().count(), text.chars().count(), "{m}");
         assert_ne!(m, text);
         // What stays is what the console shows part-time staff (the first character of a name or
         // address, 3 + 4 digits of a phone): never the whole.
         let left = check(&m, &stranger());
-        assert!(left.findings.iter().all(|f| f.rule != "leak.receiver_name" && f.rule != "leak.phone"), "{text} -> {m}");
+        assert!(
+            left.findings.iter().all(|f| f.rule != "leak.receiver_name" && f.rule != "leak.phone"),
+            "{text} -> {m}"
+        );
         let digits = guard().folder().fold(&m).chars.iter().filter(|c| c.is_ascii_digit()).count();
         assert!(digits <= 7, "{text} -> {m}");
     }
@@ -229,14 +240,25 @@ fn phone() -> impl Strategy<Value = String> {
 
 fn name() -> impl Strategy<Value = String> {
     let surnames = prop::sample::select(vec!['王', '李', '张', '刘', '陈', '杨', '赵', '黄', '周', '吴']);
-    let given = prop::collection::vec(prop::sample::select(vec!['小', '明', '红', '伟', '芳', '强', '秀', '英', '华', '军']), 1..=2);
+    let given = prop::collection::vec(
+        prop::sample::select(vec!['小', '明', '红', '伟', '芳', '强', '秀', '英', '华', '军']),
+        1..=2,
+    );
     (surnames, given).prop_map(|(s, g)| std::iter::once(s).chain(g).collect())
 }
 
 fn address() -> impl Strategy<Value = String> {
-    let place = prop::collection::vec(prop::sample::select(vec!['测', '试', '示', '例', '幸', '福', '光', '明', '和', '平']), 2..=3);
+    let place = prop::collection::vec(
+        prop::sample::select(vec!['测', '试', '示', '例', '幸', '福', '光', '明', '和', '平']),
+        2..=3,
+    );
     (place.clone(), place.clone(), place, 1u32..999).prop_map(|(p, c, r, n)| {
-        format!("{}省{}市{}路{n}号", p.iter().collect::<String>(), c.iter().collect::<String>(), r.iter().collect::<String>())
+        format!(
+            "{}省{}市{}路{n}号",
+            p.iter().collect::<String>(),
+            c.iter().collect::<String>(),
+            r.iter().collect::<String>()
+        )
     })
 }
 
@@ -314,13 +336,19 @@ fn refusals_of_a_right() {
 /// Off-platform diversion is blocked unless the channel allows it; refusing to divert passes.
 #[test]
 fn diversion_off_the_platform() {
-    for text in ["加我微信 shouhou_test01，发我照片", "加下我们售后QQ 12345678 吧", "您打这个电话400-000-0000找我", "点这个链接 https://example.com/a 填一下"] {
+    for text in [
+        "加我微信 shouhou_test01，发我照片",
+        "加下我们售后QQ 12345678 吧",
+        "您打这个电话400-000-0000找我",
+        "点这个链接 https://example.com/a 填一下",
+    ] {
         let v = check(text, &orderer());
         assert!(rules(&v).contains(&"divert.off_platform"), "{text}: {:?}", v.findings);
         let allowed = GuardContext { divert_allowed: true, ..orderer() };
         assert!(check(text, &allowed).passed(), "{text} on an allowed channel: {:?}", check(text, &allowed).findings);
     }
-    for text in ["亲，不需要加微信的，在这里沟通就可以", "收到您说要打12315，非常抱歉，主管马上联系您"] {
+    for text in ["亲，不需要加微信的，在这里沟通就可以", "收到您说要打12315，非常抱歉，主管马上联系您"]
+    {
         assert!(check(text, &orderer()).passed(), "{text}: {:?}", check(text, &orderer()).findings);
     }
 }
@@ -455,4 +483,27 @@ fn load_errors_name_file_and_key() {
     std::fs::write(&path, &base).unwrap();
     let e = Guard::load(&path, &understanding().catalog.normalizer).err().unwrap().to_string();
     assert!(e.contains("replies.tsv") && e.contains("line 2") && e.contains("nope"), "{e}");
+}
+
+/// The review's end-to-end case (M3), through the assistant as the edit endpoint calls it: an
+/// edit with zero-width spaces, for an account that did not place the order, is blocked.
+#[test]
+fn a_zero_width_edit_to_another_account_is_blocked() {
+    let ev = shouhou::domain::event::InboundEvent::parse(
+        r#"{"message_id":"m2","conversation_id":"cv-other","sender":{"account_id":"other-acct"},"text":"在吗",
+            "order":{"order_id":"1","buyer_account_id":"buyer-1","items":[],
+                     "receiver":{"name":"王小明","phone":"13912345678","address":"浙江省杭州市西湖区文三路88号3栋201室"}}}"#,
+    )
+    .unwrap();
+    let zw = |s: &str| s.chars().map(|c| format!("{c}\u{200b}")).collect::<String>();
+    let text = format!(
+        "亲，收件人{}，电话{}，地址{}",
+        zw("王小明"),
+        zw("13912345678"),
+        zw("浙江省杭州市西湖区文三路88号3栋201室")
+    );
+    let v = assistant().check_edit(&text, Some(&ev), "agent", "2026-12-01T03:00:00Z".parse().unwrap());
+    for rule in ["leak.receiver_name", "leak.order_phone", "leak.order_address"] {
+        assert!(rules(&v).contains(&rule), "{rule}: {v:?}");
+    }
 }

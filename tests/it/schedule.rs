@@ -160,8 +160,13 @@ fn callback_promises_across_dst() {
     assert_eq!(plan.when, CallbackWhen::Tomorrow { hour: 10 });
     assert_eq!(plan.due_at, ts("2026-11-01T14:00:00-05:00"));
     // An afternoon-only window words tomorrow by its hour, and a later date by its date.
-    let late = CallPolicy::new(Time::new(14, 0, 0, 0).unwrap(), Time::new(18, 0, 0, 0).unwrap(), 3, 2, SignedDuration::ZERO).unwrap();
-    assert_eq!(late.callback(ts("2026-12-02T20:00:00+08:00"), &shanghai(), 4).when, CallbackWhen::Tomorrow { hour: 14 });
+    let late =
+        CallPolicy::new(Time::new(14, 0, 0, 0).unwrap(), Time::new(18, 0, 0, 0).unwrap(), 3, 2, SignedDuration::ZERO)
+            .unwrap();
+    assert_eq!(
+        late.callback(ts("2026-12-02T20:00:00+08:00"), &shanghai(), 4).when,
+        CallbackWhen::Tomorrow { hour: 14 }
+    );
 }
 
 proptest! {
