@@ -227,7 +227,7 @@ fn disguise(value: &str, how: &[u8]) -> String {
             _ => c,
         };
         out.push(c);
-        if h / 4 % 3 != 0 {
+        if !(h / 4).is_multiple_of(3) {
             out.push_str(SEP[(h as usize / 12) % SEP.len()]);
         }
     }
@@ -506,4 +506,18 @@ fn a_zero_width_edit_to_another_account_is_blocked() {
     for rule in ["leak.receiver_name", "leak.order_phone", "leak.order_address"] {
         assert!(rules(&v).contains(&rule), "{rule}: {v:?}");
     }
+}
+
+/// The blind holdout of issue 13 (written before any tuning by someone who had not read the
+/// rules; measured once when the rules and model were final): printed for the record; the floor
+/// only catches a collapse.
+#[test]
+fn replies_blind_is_reported() {
+    let src = std::fs::read_to_string(root().join("tests/fixtures/replies_blind.tsv")).unwrap();
+    let r = evaluate_guard(guard(), &understanding().catalog.normalizer, &parse_replies(&src).unwrap());
+    eprintln!("guard on replies_blind.tsv: recall {:.3}, false blocks {}/{}", r.recall, r.blocked_ok, r.ok);
+    for k in &r.per_kind {
+        eprintln!("  {} {:.3} ({} of {})", k.label, k.recall, k.blocked, k.replies);
+    }
+    assert!(r.recall >= 0.8 && r.false_positive_rate <= 0.05, "{}", r.to_text());
 }
