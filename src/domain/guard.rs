@@ -328,6 +328,8 @@ pub struct Guard {
     learned: Option<Learned>,
     divert_phrases: AhoCorasick,
     divert_regexes: Vec<Regex>,
+    /// `divert_regexes` in one automaton (one scan says which to run for spans).
+    divert_set: RegexSet,
     divert_negators: Vec<String>,
     divert: KindFile,
     authority_regexes: Vec<Regex>,
@@ -519,6 +521,8 @@ impl Guard {
             allow,
             learned,
             divert_phrases,
+            divert_set: RegexSet::new(divert_regexes.iter().map(Regex::as_str))
+                .map_err(|e| err("divert.regexes", e.to_string()))?,
             divert_regexes,
             divert_negators,
             divert,
@@ -662,11 +666,12 @@ impl Guard {
     /// Contact details that take the buyer off the platform.
     fn diversion(&self, norm: &Normalized, findings: &mut Vec<Finding>) {
         let t = norm.text.as_str();
-        let spans = self
-            .divert_phrases
-            .find_iter(t)
-            .map(|m| (m.start(), m.end()))
-            .chain(self.divert_regexes.iter().flat_map(|re| re.find_iter(t).map(|m| (m.start(), m.end()))));
+        let spans = self.divert_phrases.find_iter(t).map(|m| (m.start(), m.end())).chain(
+            self.divert_set
+                .matches(t)
+                .into_iter()
+                .flat_map(|i| self.divert_regexes[i].find_iter(t).map(|m| (m.start(), m.end()))),
+        );
         for (s, e) in spans {
             // A negator shortly before the mention ("no need to add WeChat") refuses to divert.
             let before: String = {
