@@ -344,7 +344,7 @@ pub fn run(cli: Cli) -> Result<u8> {
                         recipient_is_orderer: to_orderer,
                         protected: Protected { names: protect_name, phones: protect_phone, addresses: protect_address },
                         return_qualifies: !return_excluded,
-                        min_promise_hours: None,
+                        ..GuardContext::default()
                     };
                     a.guard.check(&text, &ctx, &a.understanding.catalog.normalizer)
                 }

@@ -49,6 +49,9 @@ pub struct ConfigFile {
     /// Consumer webhooks (optional).
     #[serde(default)]
     pub webhooks: WebhooksFile,
+    /// The guard's per-shop switches (optional).
+    #[serde(default)]
+    pub guard: crate::domain::policy::GuardSettings,
     /// The Taobao message service (TMC) client; absent means off.
     #[serde(default)]
     pub tmc: Option<TmcSettings>,
@@ -511,6 +514,7 @@ impl Settings {
             stuck_hours: file.logistics.stuck_hours,
             calls,
             autonomy: file.autonomy,
+            guard: file.guard,
             shop: file.shop,
         };
         Ok(Self { policy, webhooks, websocket: file.websocket, chatwoot: file.chatwoot, wecom: file.wecom, tmc })

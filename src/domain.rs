@@ -15,6 +15,7 @@ pub mod draft;
 pub mod entity;
 pub mod event;
 pub mod facts;
+pub mod fold;
 pub mod guard;
 pub mod linear;
 pub mod mask;

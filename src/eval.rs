@@ -329,35 +329,32 @@ impl Report {
     }
 }
 
-/// One labelled outgoing reply: `argue` (the guard must block it) or `ok` (it must pass).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReplySample {
-    /// 1-based line number.
-    pub line: usize,
-    /// Whether the reply argues.
-    pub argue: bool,
-    /// The reply.
-    pub text: String,
+/// How the guard did on one label of a replies corpus.
+#[derive(Debug, Clone, Serialize)]
+pub struct KindReport {
+    /// The label (`argue:rebuttal`, `divert`, `argue` when the file gives no kind).
+    pub label: String,
+    /// Replies with this label.
+    pub replies: usize,
+    /// Of them, blocked.
+    pub blocked: usize,
+    /// blocked / replies.
+    pub recall: f64,
+    /// Of the blocked, how many were named with this very kind.
+    pub named_right: usize,
 }
 
-/// Parses an `argue|ok<TAB>text` file.
-///
-/// # Errors
-/// A line without a tab, an empty text or a label other than `argue` / `ok`.
-pub fn parse_replies(src: &str) -> Result<Vec<ReplySample>, CorpusError> {
-    let mut out = Vec::new();
-    for item in tsv_lines(src, "argue|ok<TAB>text") {
-        let (line, label, text) = item?;
-        let argue = match label.trim() {
-            "argue" => true,
-            "ok" => false,
-            other => {
-                return Err(CorpusError { line, problem: format!("unknown label `{other}`; use `argue` or `ok`") });
-            }
-        };
-        out.push(ReplySample { line, argue, text: text.to_owned() });
-    }
-    Ok(out)
+/// One reply the guard got wrong.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReplyMiss {
+    /// 1-based line number.
+    pub line: usize,
+    /// The gold label.
+    pub label: String,
+    /// The reply.
+    pub text: String,
+    /// The rules that fired (for a false block).
+    pub rules: Vec<String>,
 }
 
 /// How the guard did on a replies corpus.
@@ -365,13 +362,13 @@ pub fn parse_replies(src: &str) -> Result<Vec<ReplySample>, CorpusError> {
 pub struct GuardReport {
     /// Replies evaluated.
     pub lines: usize,
-    /// Arguing replies.
+    /// Arguing replies (every kind, diversion included).
     pub argue: usize,
     /// Acceptable replies.
     pub ok: usize,
     /// Arguing replies blocked.
     pub blocked_argue: usize,
-    /// Acceptable replies blocked (false positives).
+    /// Acceptable replies blocked (false blocks).
     pub blocked_ok: usize,
     /// blocked_argue / argue.
     pub recall: f64,
@@ -379,36 +376,76 @@ pub struct GuardReport {
     pub precision: f64,
     /// blocked_ok / ok.
     pub false_positive_rate: f64,
+    /// Recall per label, in the order of the kinds.
+    pub per_kind: Vec<KindReport>,
     /// Arguing replies that passed.
-    pub missed: Vec<(usize, String)>,
+    pub missed: Vec<ReplyMiss>,
     /// Acceptable replies that were blocked, with the rules that fired.
-    pub false_positives: Vec<(usize, String, Vec<String>)>,
+    pub false_positives: Vec<ReplyMiss>,
 }
 
-/// Runs the guard (as for the ordering account: leak rules off) over labelled replies.
+/// Parses a replies file (`ok`, `argue:<kind>`, `divert`, or a bare `argue` in older files;
+/// optionally a SOURCE column before the text).
+///
+/// # Errors
+/// A line without a tab, an empty text, an unknown label or kind.
+pub fn parse_replies(src: &str) -> Result<Vec<crate::domain::guard::Labelled>, CorpusError> {
+    crate::domain::guard::parse_labelled(src).map_err(|e| CorpusError { line: e.line, problem: e.problem })
+}
+
+/// Runs the guard over labelled replies, as for the ordering account on a platform channel
+/// (leak rules off, diversion on).
 #[must_use]
 pub fn evaluate_guard(
     guard: &crate::domain::guard::Guard,
     normalizer: &crate::domain::Normalizer,
-    samples: &[ReplySample],
+    samples: &[crate::domain::guard::Labelled],
 ) -> GuardReport {
+    use crate::domain::guard::{DIVERT, KINDS};
     let ctx =
         crate::domain::guard::GuardContext { recipient_is_orderer: true, return_qualifies: true, ..Default::default() };
+    let mut names: Vec<String> = KINDS.iter().map(|k| format!("argue:{k}")).collect();
+    names.push(DIVERT.to_owned());
+    names.push("argue".to_owned());
+    let mut per: Vec<KindReport> = names
+        .iter()
+        .map(|l| KindReport { label: l.clone(), replies: 0, blocked: 0, recall: 0.0, named_right: 0 })
+        .collect();
     let (mut blocked_argue, mut blocked_ok) = (0, 0);
     let (mut missed, mut false_positives) = (Vec::new(), Vec::new());
     for s in samples {
         let v = guard.check(&s.text, &ctx, normalizer);
-        match (s.argue, v.passed()) {
-            (true, false) => blocked_argue += 1,
-            (true, true) => missed.push((s.line, s.text.clone())),
-            (false, false) => {
-                blocked_ok += 1;
-                false_positives.push((s.line, s.text.clone(), v.findings.iter().map(|f| f.rule.clone()).collect()));
+        let rules: Vec<String> = v.findings.iter().map(|f| f.rule.clone()).collect();
+        let miss = || ReplyMiss { line: s.line, label: s.label_name(), text: s.text.clone(), rules: rules.clone() };
+        match s.label {
+            None => {
+                if !v.passed() {
+                    blocked_ok += 1;
+                    false_positives.push(miss());
+                }
             }
-            (false, true) => {}
+            Some(i) => {
+                let k = &mut per[i];
+                k.replies += 1;
+                if v.passed() {
+                    missed.push(miss());
+                } else {
+                    blocked_argue += 1;
+                    k.blocked += 1;
+                    let want =
+                        if i < KINDS.len() { format!("argue.{}", KINDS[i]) } else { "divert.off_platform".into() };
+                    if rules.contains(&want) {
+                        k.named_right += 1;
+                    }
+                }
+            }
         }
     }
-    let argue = samples.iter().filter(|s| s.argue).count();
+    for k in &mut per {
+        k.recall = ratio(k.blocked, k.replies);
+    }
+    per.retain(|k| k.replies > 0);
+    let argue = samples.iter().filter(|s| s.label.is_some()).count();
     let ok = samples.len() - argue;
     GuardReport {
         lines: samples.len(),
@@ -419,6 +456,7 @@ pub fn evaluate_guard(
         recall: ratio(blocked_argue, argue),
         precision: ratio(blocked_argue, blocked_argue + blocked_ok),
         false_positive_rate: if ok == 0 { 0.0 } else { blocked_ok as f64 / ok as f64 },
+        per_kind: per,
         missed,
         false_positives,
     }
@@ -432,7 +470,7 @@ impl GuardReport {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "replies {}  argue {}  ok {}\nrecall {:.3} ({} of {} arguing replies blocked)\nfalse positives {} of {} ok replies ({:.3})  precision {:.3}",
+            "replies {}  argue {}  ok {}\nrecall {:.3} ({} of {} arguing replies blocked)\nfalse blocks {} of {} ok replies ({:.3})  precision {:.3}",
             self.lines,
             self.argue,
             self.ok,
@@ -444,13 +482,21 @@ impl GuardReport {
             self.false_positive_rate,
             self.precision
         );
-        let _ = writeln!(s, "\nmissed (arguing, passed) ({}):", self.missed.len());
-        for (line, text) in &self.missed {
-            let _ = writeln!(s, "  line {line:>4}  {text}");
+        let _ = writeln!(s, "\nrecall per kind:");
+        for k in &self.per_kind {
+            let _ = writeln!(
+                s,
+                "  {:<24} {:.3}  ({} of {} blocked, {} named with this kind)",
+                k.label, k.recall, k.blocked, k.replies, k.named_right
+            );
         }
-        let _ = writeln!(s, "\nfalse positives (ok, blocked) ({}):", self.false_positives.len());
-        for (line, text, rules) in &self.false_positives {
-            let _ = writeln!(s, "  line {line:>4}  [{}]  {text}", rules.join(","));
+        let _ = writeln!(s, "\nmissed (arguing, passed) ({}):", self.missed.len());
+        for m in &self.missed {
+            let _ = writeln!(s, "  line {:>4}  {:<22} {}", m.line, m.label, m.text);
+        }
+        let _ = writeln!(s, "\nfalse blocks (ok, blocked) ({}):", self.false_positives.len());
+        for m in &self.false_positives {
+            let _ = writeln!(s, "  line {:>4}  [{}]  {}", m.line, m.rules.join(","), m.text);
         }
         s
     }

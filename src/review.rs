@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::{
-    domain::{event::InboundEvent, guard::Verdict},
+    domain::{event::InboundEvent, guard::Verdict, role::Role},
     state::{AppState, now_ms},
     store::{
         StoreError, audit, budget, conversations,
@@ -124,15 +124,16 @@ pub async fn approve(s: &AppState, who: &str, id: i64) -> Result<Decision, Revie
 }
 
 /// Sends an agent's own text for draft `id`, after the guard passes it (a blocked text is
-/// audited and refused).
+/// audited and refused). The guard checks it as `role` wrote it: money beyond the role's
+/// `[authority]`, and callback promises the call window makes impossible right now, block too.
 ///
 /// # Errors
 /// No such draft, already decided, or the guard blocks the text (with the verdict).
-pub async fn edit(s: &AppState, who: &str, id: i64, text: &str) -> Result<Decision, ReviewError> {
+pub async fn edit(s: &AppState, who: &str, role: Role, id: i64, text: &str) -> Result<Decision, ReviewError> {
     let d = load(s, id).await?;
     open_for_decision(&d)?;
     let event = answered_event(s, &d).await?;
-    let verdict = s.assistant.check(text, event.as_ref());
+    let verdict = check_edit(s, text, event.as_ref(), role);
     if !verdict.passed() {
         metrics::counter!("shouhou_guard_blocks_total").increment(1);
         s.store
@@ -151,6 +152,12 @@ pub async fn edit(s: &AppState, who: &str, id: i64, text: &str) -> Result<Decisi
     }
     queue_send(s, who, &d, text, DraftStatus::Edited).await?;
     Ok(Decision { id, status: DraftStatus::Edited, guard: Some(verdict) })
+}
+
+/// The guard on an edit by `role`, now (the one clock read of an edit).
+#[must_use]
+pub fn check_edit(s: &AppState, text: &str, event: Option<&InboundEvent>, role: Role) -> Verdict {
+    s.assistant.check_edit(text, event, role.name(), jiff::Timestamp::now())
 }
 
 /// Rejects draft `id` with a reason.

@@ -17,10 +17,7 @@ use super::{
     view::{distinct, faq_item, order_card, verdict_json},
 };
 use crate::{
-    domain::{
-        mask::{mask_in_text, may_see_receiver},
-        role::Role,
-    },
+    domain::{mask::may_see_receiver, role::Role},
     review::{self, ReviewError},
     store::{conversations, drafts, inbox},
 };
@@ -66,7 +63,7 @@ pub(super) async fn draft_view(
         let text = if may_see_receiver(me.role) {
             ev.text.clone()
         } else {
-            mask_in_text(&crate::domain::mask_phones(&ev.text), ev.order.as_ref().and_then(|o| o.receiver.as_ref()))
+            c.shared.assistant.guard.mask_receiver(&ev.text, ev.order.as_ref().and_then(|o| o.receiver.as_ref()))
         };
         messages.push(json!({
             "current": is_current, "at": fmt_ms(m.received_at, c.tz()), "segments": segments(&text, &spans),
@@ -158,13 +155,13 @@ pub(super) async fn edit(
     if f.text.trim().is_empty() {
         return Err(Fail::new(StatusCode::BAD_REQUEST, "empty_text", "the reply is empty"));
     }
-    match review::edit(&c.shared, &me.actor(), id, &f.text).await {
+    match review::edit(&c.shared, &me.actor(), me.role, id, &f.text).await {
         Ok(_) => Ok(Redirect::to(&format!("/console/queue?msg=edited-{id}")).into_response()),
         // Blocked: the same page again, the text kept, the offending spans highlighted.
         Err(ReviewError::Blocked(_)) => {
             let r = review::load(&c.shared, id).await?;
             let event = review::answered_event(&c.shared, &r).await?;
-            let v = c.shared.assistant.check(&f.text, event.as_ref());
+            let v = review::check_edit(&c.shared, &f.text, event.as_ref(), me.role);
             let mut page = draft_view(&c, &me, id, Some((&f.text, &v))).await?;
             *page.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
             Ok(page)
@@ -237,6 +234,6 @@ pub(super) async fn check(
         }
         None => None,
     };
-    let v = c.shared.assistant.check(&b.text, event.as_ref());
+    let v = review::check_edit(&c.shared, &b.text, event.as_ref(), me.role);
     Ok(Json(verdict_json(&b.text, &v)).into_response())
 }

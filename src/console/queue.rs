@@ -53,7 +53,15 @@ pub(super) async fn queue_items(c: &Console, me: &Sess, q: &QueueQuery) -> Resul
             continue;
         }
         let event = review::answered_event(&c.shared, r).await?;
-        let text = event.map(|e| e.text).unwrap_or_default();
+        // Part-time staff never see receiver data: masked with the guard's leak folding (so
+        // disguised phones, names and addresses are masked too) before the snippet is cut.
+        let text = match event {
+            Some(e) if !crate::domain::mask::may_see_receiver(me.role) => {
+                c.shared.assistant.guard.mask_receiver(&e.text, e.order.as_ref().and_then(|o| o.receiver.as_ref()))
+            }
+            Some(e) => e.text,
+            None => String::new(),
+        };
         items.push(json!({
             "id": d["id"], "shop_id": d["shop_id"], "conversation_id": d["conversation_id"],
             "status": d["status"], "group": d["group"], "intents": intents,

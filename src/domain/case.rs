@@ -706,7 +706,12 @@ fn days_since_signed(input: &Input<'_>) -> Option<i64> {
 }
 
 fn promise(input: &Input<'_>, what: &'static str, hours: u32) -> Action {
-    let due_at = input.now.checked_add(SignedDuration::from_hours(i64::from(hours))).unwrap_or(input.now);
+    // A callback is a call: it is due when the call window lets it be kept.
+    let due_at = if what == "callback" {
+        input.settings.calls.callback(input.now, &input.settings.timezone, hours).due_at
+    } else {
+        input.now.checked_add(SignedDuration::from_hours(i64::from(hours))).unwrap_or(input.now)
+    };
     Action::Promise { what, due_at }
 }
 

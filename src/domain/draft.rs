@@ -16,7 +16,7 @@ use super::{
     case::{self, Action, Case, Dialogue, Group, Plan, Route, Stage},
     catalog::LoadError,
     event::InboundEvent,
-    guard::{Guard, GuardContext, Protected, Verdict},
+    guard::{EditorAuthority, Guard, GuardContext, Protected, Verdict},
     money::Money,
     schedule::History,
     templates::{Templates, fnv1a},
@@ -93,7 +93,7 @@ impl Assistant {
             case::plan(&case::Input { case, event, analysis: &analysis, signals, settings: &self.settings, now });
         let mut actions = plan.actions.clone();
         let orderer = event.from_orderer();
-        let ctx = self.context(event, &plan, orderer);
+        let ctx = self.context(event, &plan, orderer, now);
         let seed = fnv1a(event.conversation_id.as_bytes());
         let mut parts = Vec::new();
         for step in &plan.steps {
@@ -111,7 +111,7 @@ impl Assistant {
         let guard = match &reply {
             Some(text) => self.guard.check(
                 text,
-                &self.guard_context(event, &actions, now),
+                &self.guard_context(event, &actions, Some(now)),
                 &self.understanding.catalog.normalizer,
             ),
             None => Verdict { verdict: "pass", findings: Vec::new() },
@@ -156,11 +156,37 @@ impl Assistant {
         self.dialogue.asks_more(&self.understanding.catalog.normalizer.normalize(&rest).text)
     }
 
-    /// The guard for an outgoing text in the context of `event` (an agent's edit, `check`).
+    /// The guard for an outgoing text in the context of `event` (`check`, the bot's own text).
     #[must_use]
     pub fn check(&self, text: &str, event: Option<&InboundEvent>) -> Verdict {
-        let ctx = event.map_or_else(GuardContext::default, |e| self.guard_context(e, &[], Timestamp::UNIX_EPOCH));
+        let ctx = event.map_or_else(GuardContext::default, |e| self.guard_context(e, &[], None));
         self.guard.check(text, &ctx, &self.understanding.catalog.normalizer)
+    }
+
+    /// The guard for an agent's edit: as [`Assistant::check`], plus the editor's authority
+    /// (`role`, a key of `[authority]`; an unknown role may grant nothing) and the call window
+    /// at `now` for callback promises.
+    #[must_use]
+    pub fn check_edit(&self, text: &str, event: Option<&InboundEvent>, role: &str, now: Timestamp) -> Verdict {
+        let mut ctx = event.map_or_else(GuardContext::default, |e| self.guard_context(e, &[], Some(now)));
+        let a = self.settings.authority.get(role).copied();
+        ctx.authority = Some(EditorAuthority {
+            role: role.to_owned(),
+            max_amount: a.map_or(Money(0), |a| a.max_amount),
+            max_percent: a.map_or(0, |a| a.max_percent),
+            order_total: event.and_then(|e| e.order.as_ref()).and_then(super::event::Order::total_money),
+        });
+        if event.is_none() {
+            ctx.callback_opens_in_minutes = Some(self.callback_opens_in_minutes(now));
+        }
+        self.guard.check(text, &ctx, &self.understanding.catalog.normalizer)
+    }
+
+    /// Minutes from `now` until a call may be made (0 while the window is open).
+    fn callback_opens_in_minutes(&self, now: Timestamp) -> u32 {
+        let d = self.settings.calls.check(now, &self.settings.timezone, &History::default());
+        d.next_allowed_at
+            .map_or(0, |z| (z.timestamp().duration_since(now).as_secs().max(0) / 60).try_into().unwrap_or(u32::MAX))
     }
 
     fn route(&self, plan: &Plan, intents: &[IntentHit], has_reply: bool, guard_pass: bool) -> Route {
@@ -179,7 +205,7 @@ impl Assistant {
         if auto { Route::Auto } else { Route::Review }
     }
 
-    fn guard_context(&self, event: &InboundEvent, actions: &[Action], now: Timestamp) -> GuardContext {
+    fn guard_context(&self, event: &InboundEvent, actions: &[Action], now: Option<Timestamp>) -> GuardContext {
         let order = event.order.as_ref();
         let r = order.and_then(|o| o.receiver.as_ref());
         let protected = Protected {
@@ -187,27 +213,37 @@ impl Assistant {
             phones: r.and_then(|r| r.phone.clone()).into_iter().collect(),
             addresses: r.and_then(|r| r.address.clone()).into_iter().collect(),
         };
-        let min_promise_hours = actions
-            .iter()
-            .filter_map(|a| match a {
-                Action::Promise { due_at, .. } => Some(due_at.duration_since(now).as_hours().max(0) as u32),
-                _ => None,
-            })
-            .min();
+        let min_promise_hours = now.and_then(|now| {
+            actions
+                .iter()
+                .filter_map(|a| match a {
+                    Action::Promise { due_at, .. } => Some(due_at.duration_since(now).as_hours().max(0) as u32),
+                    _ => None,
+                })
+                .min()
+        });
+        let divert_allowed =
+            event.platform.as_ref().is_some_and(|p| self.settings.guard.divert_allowed_channels.contains(p));
         GuardContext {
             recipient_is_orderer: event.from_orderer(),
             protected,
             return_qualifies: !order.is_some_and(super::event::Order::all_excluded_from_no_reason),
             min_promise_hours,
+            divert_allowed,
+            authority: None,
+            callback_opens_in_minutes: now.map(|n| self.callback_opens_in_minutes(n)),
         }
     }
 
-    fn context(&self, event: &InboundEvent, plan: &Plan, orderer: bool) -> Value {
+    fn context(&self, event: &InboundEvent, plan: &Plan, orderer: bool, now: Timestamp) -> Value {
         let s = &self.settings;
+        let callback = s.calls.callback(now, &s.timezone, s.sla.callback_hours);
+        let callback_when = self.templates.callback_when(&callback.when).unwrap_or_default();
         let mut v = json!({
             "shop": {"name": s.shop.name, "agent_name": s.shop.agent_name},
             "sla": s.sla,
             "amounts": {"compensation": s.wrong_item_keep.to_string()},
+            "callback": {"when": callback_when},
             "case": {
                 "storage_known": plan.case.storage_known,
                 "evidence_received": plan.case.evidence_received,
@@ -318,6 +354,7 @@ pub fn fixture_context(s: &Policy) -> Value {
         "shop": {"name": s.shop.name, "agent_name": s.shop.agent_name},
         "sla": s.sla,
         "amounts": {"compensation": s.wrong_item_keep.to_string()},
+        "callback": {"when": format!("{}h", s.sla.callback_hours)},
         "case": {"storage_known": false, "evidence_received": false, "days_since_signed": 2},
         "order": {
             "order_id": "1000000000000000001", "item": "fixture item", "refund_status": "wait_seller_agree",

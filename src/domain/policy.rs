@@ -38,6 +38,8 @@ pub struct Policy {
     pub calls: CallPolicy,
     /// The autonomy bar.
     pub autonomy: AutonomyFile,
+    /// The guard's per-shop switches.
+    pub guard: GuardSettings,
 }
 
 impl Policy {
@@ -110,6 +112,16 @@ impl Authority {
             None => self.max_amount,
         }
     }
+}
+
+/// `[guard]`: the guard's per-shop switches.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GuardSettings {
+    /// Channels (the event's `platform`) where contact details off the platform are allowed,
+    /// e.g. the shop's own WeChat channel. Everywhere else they are a platform violation.
+    #[serde(default)]
+    pub divert_allowed_channels: Vec<String>,
 }
 
 /// `[autonomy]`: the bar an intent must meet before a supervisor may turn auto-send on.

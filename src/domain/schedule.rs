@@ -276,6 +276,78 @@ impl CallPolicy {
     }
 }
 
+/// When a callback promise can be kept, given the call window: the wording's shape and the due
+/// time. The words themselves are templates (`templates/calls.toml` `[callback]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "when", rename_all = "snake_case")]
+pub enum CallbackWhen {
+    /// The window is open, or opens soon enough: "within N hours".
+    WithinHours {
+        /// The promised hours.
+        hours: u32,
+    },
+    /// The window opens later today: "today after HH".
+    TodayAfter {
+        /// The window's start hour.
+        hour: i8,
+    },
+    /// The window opens tomorrow: "tomorrow morning" (or "tomorrow after HH" for an afternoon window).
+    Tomorrow {
+        /// The window's start hour.
+        hour: i8,
+    },
+    /// The window opens on a later date.
+    OnDate {
+        /// Month (1-12).
+        month: i8,
+        /// Day of the month.
+        day: i8,
+        /// The window's start hour.
+        hour: i8,
+    },
+}
+
+/// A callback promise that the call window lets the shop keep.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallbackPlan {
+    /// How to word it.
+    pub when: CallbackWhen,
+    /// When it is due: `hours` after the window opens, but never past that day's window end.
+    pub due_at: Timestamp,
+}
+
+impl CallPolicy {
+    /// The callback promise for "we will call you back within `hours`", asked at `now` in the
+    /// buyer's zone: kept as it is when the window opens within `hours`, otherwise moved to the
+    /// next window (and worded by its day). DST-correct.
+    #[must_use]
+    pub fn callback(&self, now: Timestamp, tz: &TimeZone, hours: u32) -> CallbackPlan {
+        let promised = now.checked_add(SignedDuration::from_hours(i64::from(hours))).unwrap_or(now);
+        let opens = self.next_allowed(now, tz, &History::default()).map_or(now, |z| z.timestamp());
+        if opens <= promised {
+            let local = opens.to_zoned(tz.clone());
+            let end = at_local(local.date(), self.window_end, tz).unwrap_or(promised);
+            // Open now (or soon enough): the promise holds, due no later than the window's end
+            // when the window closes before the promised time.
+            let due_at = if opens == now { promised.min(end.max(now)) } else { promised.min(end) };
+            return CallbackPlan { when: CallbackWhen::WithinHours { hours }, due_at };
+        }
+        let local_now = now.to_zoned(tz.clone());
+        let local = opens.to_zoned(tz.clone());
+        let end = at_local(local.date(), self.window_end, tz).unwrap_or(opens);
+        let due_at = opens.checked_add(SignedDuration::from_hours(i64::from(hours))).unwrap_or(opens).min(end);
+        let hour = self.window_start.hour();
+        let when = if local.date() == local_now.date() {
+            CallbackWhen::TodayAfter { hour }
+        } else if local_now.date().tomorrow().ok() == Some(local.date()) {
+            CallbackWhen::Tomorrow { hour }
+        } else {
+            CallbackWhen::OnDate { month: local.month(), day: local.day(), hour }
+        };
+        CallbackPlan { when, due_at }
+    }
+}
+
 /// The previous call attempts of a case.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct History {

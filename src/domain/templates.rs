@@ -19,6 +19,7 @@ use super::{
     catalog::{INTENT_IDS, LoadError},
     guard::{Guard, GuardContext},
     normalize::Normalizer,
+    schedule::CallbackWhen,
 };
 
 /// Who a step may be sent to.
@@ -50,6 +51,16 @@ struct StepFile {
 #[serde(deny_unknown_fields)]
 struct CallsFile {
     script: ScriptFile,
+    callback: CallbackFile,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CallbackFile {
+    within_hours: String,
+    today_after: String,
+    tomorrow: String,
+    on_date: String,
 }
 
 #[derive(Deserialize)]
@@ -220,9 +231,46 @@ impl Templates {
                 .render(&fixtures[0])
                 .map_err(|e| err(&calls_path, &format!("script.steps[{i}]"), format!("does not render: {e:#}")))?;
         }
+        let samples = [
+            ("within_hours", &calls.callback.within_hours, CallbackWhen::WithinHours { hours: 4 }),
+            ("today_after", &calls.callback.today_after, CallbackWhen::TodayAfter { hour: 10 }),
+            ("tomorrow", &calls.callback.tomorrow, CallbackWhen::Tomorrow { hour: 10 }),
+            ("on_date", &calls.callback.on_date, CallbackWhen::OnDate { month: 12, day: 3, hour: 10 }),
+        ];
+        for (key, src, sample) in samples {
+            let name = format!("calls.callback.{key}");
+            env.add_template_owned(name.clone(), src.clone())
+                .map_err(|e| err(&calls_path, &format!("callback.{key}"), format!("template does not parse: {e}")))?;
+            let out = env
+                .get_template(&name)
+                .expect("just added")
+                .render(Value::from(minijinja::value::Serde(&sample)))
+                .map_err(|e| err(&calls_path, &format!("callback.{key}"), format!("does not render: {e:#}")))?;
+            if out.trim().is_empty() {
+                return Err(err(&calls_path, &format!("callback.{key}"), "renders empty".into()));
+            }
+        }
         let s2t = OpenCC::from_config(BuiltinConfig::S2t)
             .map_err(|e| err(dir, "-", format!("simplified-to-traditional dictionaries failed to load: {e}")))?;
         Ok(Self { env, steps, call_steps: calls.script.steps.len(), s2t })
+    }
+
+    /// The wording of a callback promise (`{{ callback.when }}` in the replies).
+    ///
+    /// # Errors
+    /// A template that loaded but fails to render (not expected).
+    pub fn callback_when(&self, when: &CallbackWhen) -> Result<String, RenderError> {
+        let key = match when {
+            CallbackWhen::WithinHours { .. } => "within_hours",
+            CallbackWhen::TodayAfter { .. } => "today_after",
+            CallbackWhen::Tomorrow { .. } => "tomorrow",
+            CallbackWhen::OnDate { .. } => "on_date",
+        };
+        let name = format!("calls.callback.{key}");
+        let t = self.env.get_template(&name).map_err(|e| RenderError::Render { key: name.clone(), source: e })?;
+        t.render(Value::from(minijinja::value::Serde(when)))
+            .map(|s| s.trim().to_owned())
+            .map_err(|e| RenderError::Render { key: name, source: e })
     }
 
     /// Who a step may go to.

@@ -72,8 +72,8 @@ pub(super) async fn edit(
     Path(id): Path<i64>,
     Json(body): Json<EditBody>,
 ) -> ApiResult<Json<Value>> {
-    let (who, _) = auth(&s, &headers, Role::Agent)?;
-    Ok(Json(json!(review::edit(&s, &who, id, &body.text).await?)))
+    let (who, role) = auth(&s, &headers, Role::Agent)?;
+    Ok(Json(json!(review::edit(&s, &who, role, id, &body.text).await?)))
 }
 
 #[derive(Deserialize)]

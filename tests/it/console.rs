@@ -554,6 +554,18 @@ async fn an_arguing_edit_is_blocked_and_highlighted() {
     assert!(marked.concat().contains("不会坏"), "{marked:?}");
     let (s, v) = agent.check(id, "亲，给您添麻烦了，这边马上为您处理。").await;
     assert_eq!((s, v["verdict"].as_str()), (200, Some("pass")));
+    // The live check holds diversion and the editor's authority: 30 yuan is beyond an agent's
+    // limit and within a supervisor's.
+    let (_, v) = agent.check(id, "亲，加我微信 shouhou_test01 发照片给我").await;
+    assert_eq!(v["findings"][0]["rule"], "divert.off_platform", "{v}");
+    let offer = "给您添麻烦了，给您补偿30元红包可以吗";
+    let (_, v) = agent.check(id, offer).await;
+    assert_eq!(v["verdict"], "block", "{v}");
+    assert_eq!(v["findings"][0]["rule"], "authority.exceeded");
+    assert!(v["findings"][0]["message"].as_str().unwrap().contains("agent limit"), "{v}");
+    let supervisor = env.login("supervisor").await;
+    let (_, v) = supervisor.check(id, offer).await;
+    assert_eq!(v["verdict"], "pass", "{v}");
 
     let (s, _, page) = agent.submit(&format!("/console/drafts/{id}/edit"), &[("text", arguing)]).await;
     assert_eq!(s, 422);

@@ -118,3 +118,72 @@ proptest! {
         }
     }
 }
+
+/// A callback promise ("we will call you back within 4 hours") across the day in Shanghai: kept
+/// as worded while the window opens in time, otherwise moved to the next window and worded by it.
+#[test]
+fn callback_promises_across_the_day() {
+    use shouhou::domain::schedule::CallbackWhen;
+    let p = CallPolicy::default();
+    let tz = shanghai();
+    let at = |hm: &str| ts(&format!("2026-12-02T{hm}:00+08:00"));
+    let local = |t: Timestamp| t.to_zoned(tz.clone()).strftime("%d %H:%M").to_string();
+    let cases = [
+        ("03:30", CallbackWhen::TodayAfter { hour: 10 }, "02 14:00"),
+        ("05:59", CallbackWhen::TodayAfter { hour: 10 }, "02 14:00"),
+        ("06:00", CallbackWhen::WithinHours { hours: 4 }, "02 10:00"),
+        ("07:00", CallbackWhen::WithinHours { hours: 4 }, "02 11:00"),
+        ("11:00", CallbackWhen::WithinHours { hours: 4 }, "02 15:00"),
+        ("17:30", CallbackWhen::WithinHours { hours: 4 }, "02 18:00"),
+        ("18:00", CallbackWhen::Tomorrow { hour: 10 }, "03 14:00"),
+        ("23:59", CallbackWhen::Tomorrow { hour: 10 }, "03 14:00"),
+    ];
+    for (hm, when, due) in cases {
+        let plan = p.callback(at(hm), &tz, 4);
+        assert_eq!((hm, &plan.when, local(plan.due_at).as_str()), (hm, &when, due));
+    }
+}
+
+/// Across DST changes the promise follows the buyer's wall clock: New York's spring-forward and
+/// fall-back nights.
+#[test]
+fn callback_promises_across_dst() {
+    use shouhou::domain::schedule::CallbackWhen;
+    let tz = TimeZone::get("America/New_York").unwrap();
+    let p = CallPolicy::default();
+    // 01:30 EST on 2026-03-08; at 02:00 clocks jump to 03:00 EDT.
+    let plan = p.callback(ts("2026-03-08T06:30:00Z"), &tz, 4);
+    assert_eq!(plan.when, CallbackWhen::TodayAfter { hour: 10 });
+    assert_eq!(plan.due_at, ts("2026-03-08T14:00:00-04:00"));
+    // 23:00 EDT on 2026-10-31; the night has an extra hour.
+    let plan = p.callback(ts("2026-11-01T03:00:00Z"), &tz, 4);
+    assert_eq!(plan.when, CallbackWhen::Tomorrow { hour: 10 });
+    assert_eq!(plan.due_at, ts("2026-11-01T14:00:00-05:00"));
+    // An afternoon-only window words tomorrow by its hour, and a later date by its date.
+    let late =
+        CallPolicy::new(Time::new(14, 0, 0, 0).unwrap(), Time::new(18, 0, 0, 0).unwrap(), 3, 2, SignedDuration::ZERO)
+            .unwrap();
+    assert_eq!(
+        late.callback(ts("2026-12-02T20:00:00+08:00"), &shanghai(), 4).when,
+        CallbackWhen::Tomorrow { hour: 14 }
+    );
+}
+
+proptest! {
+    /// Wherever the buyer is, a callback promise falls due inside the call window, never before
+    /// it is made, and a promise kept as worded is due within its hours.
+    #[test]
+    fn callback_due_inside_the_window(at in 1_700_000_000i64..1_900_000_000, hours in 1u32..30, tz in zones()) {
+        use shouhou::domain::schedule::CallbackWhen;
+        let p = CallPolicy::default();
+        let now = Timestamp::from_second(at).unwrap();
+        let plan = p.callback(now, &tz, hours);
+        let t = plan.due_at.to_zoned(tz.clone()).time();
+        prop_assert!(plan.due_at >= now);
+        prop_assert!(t >= Time::new(10, 0, 0, 0).unwrap() && t <= Time::new(18, 0, 0, 0).unwrap(), "{t}");
+        if let CallbackWhen::WithinHours { hours: h } = plan.when {
+            prop_assert_eq!(h, hours);
+            prop_assert!(plan.due_at <= now.checked_add(SignedDuration::from_hours(i64::from(hours))).unwrap());
+        }
+    }
+}

@@ -239,6 +239,19 @@ async fn flow_body(db: &str) {
     let v: Value = res.json().await.unwrap();
     assert_eq!(v["guard"]["verdict"], "block");
     assert!(v["guard"]["findings"][0]["suggestion"].is_string());
+    // Diversion and money beyond the agent's authority are blocked through the edit endpoint.
+    for (text, rule) in
+        [("亲，加我微信 shouhou_test01 发照片", "divert.off_platform"), ("给您补偿100元红包", "authority.exceeded")]
+    {
+        let res = api(reqwest::Method::POST, format!("{base}/v1/drafts/{id}/edit"), TOKEN)
+            .json(&json!({"text": text}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 422, "{text}");
+        let v: Value = res.json().await.unwrap();
+        assert!(v["guard"]["findings"].as_array().unwrap().iter().any(|f| f["rule"] == rule), "{text}: {v}");
+    }
     // Unauthenticated and under-privileged calls.
     assert_eq!(reqwest::get(format!("{base}/v1/queue")).await.unwrap().status(), 401);
     assert_eq!(api(reqwest::Method::GET, format!("{base}/v1/audit"), TOKEN).send().await.unwrap().status(), 403);

@@ -19,6 +19,7 @@ fn scratch() -> tempfile::TempDir {
     };
     copy(&root().join("templates"), dir.path());
     copy(&root().join("templates/replies"), &dir.path().join("replies"));
+    copy(&root().join("templates/guard"), &dir.path().join("guard"));
     dir
 }
 
