@@ -18,6 +18,7 @@ use axum::{
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
+use sha2::Digest;
 
 use crate::{
     domain::{event::InboundEvent, role::Role, sign},
@@ -25,7 +26,7 @@ use crate::{
     review::{self, ReviewError},
     state::{AppState, MAX_BODY_BYTES, now_ms},
     store::{
-        StoreError, audit, calls, conversations, drafts,
+        StoreError, audit, calls, conversations, drafts, inbox,
         promises::{self, PromiseStatus},
     },
 };
@@ -102,19 +103,33 @@ pub fn router(shared: Arc<AppState>) -> Router {
 /// The OpenAPI document.
 pub const OPENAPI: &str = include_str!("http/openapi.json");
 
+/// Stands in for the secret of a shop that does not exist, so an unknown shop costs and answers
+/// exactly like a known one with a wrong signature (shop ids cannot be enumerated).
+static UNKNOWN_SHOP: std::sync::LazyLock<sign::Secret> = std::sync::LazyLock::new(|| {
+    let mut key = [0u8; 32];
+    getrandom::fill(&mut key).expect("the OS random source works");
+    sign::Secret::from_bytes(&key).expect("32 bytes is a valid key")
+});
+
 async fn intake(State(s): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> ApiResult<Response> {
     let h = |k: &str| headers.get(k).and_then(|v| v.to_str().ok());
     // The shop is named by a header so the secret can be chosen before the body is trusted.
     let shop =
         h("x-shouhou-shop").ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "missing header `x-shouhou-shop`"))?;
-    let Some(secrets) = s.cfg.shops.get(shop) else {
-        metrics::counter!("shouhou_intake_total", "result" => "unknown_shop").increment(1);
-        return Err(ApiError::new(StatusCode::NOT_FOUND, format!("unknown shop `{shop}`")));
+    let known = s.cfg.shops.get(shop);
+    let secrets = known.map_or(std::slice::from_ref(&*UNKNOWN_SHOP), Vec::as_slice);
+    let checked =
+        sign::verify(secrets, h("webhook-id"), h("webhook-timestamp"), h("webhook-signature"), &body, now_ms() / 1000);
+    let refused = match (known, checked) {
+        (_, Err(e)) => Some(e),
+        (None, Ok(())) => Some(sign::VerifyError::BadSignature),
+        (Some(_), Ok(())) => None,
     };
-    if let Err(e) =
-        sign::verify(secrets, h("webhook-id"), h("webhook-timestamp"), h("webhook-signature"), &body, now_ms() / 1000)
-    {
-        metrics::counter!("shouhou_intake_total", "result" => "unauthorized").increment(1);
+    if let Some(e) = refused {
+        let result = if known.is_some() { "unauthorized" } else { "unknown_shop" };
+        metrics::counter!("shouhou_intake_total", "result" => result).increment(1);
+        // The shop id is the platform's, not buyer data.
+        tracing::warn!(shop = %shop.chars().take(64).collect::<String>(), reason = %e, result, "intake refused");
         return Err(ApiError::new(StatusCode::UNAUTHORIZED, e.to_string()));
     }
     let text = std::str::from_utf8(&body).map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "body is not UTF-8"))?;
@@ -126,7 +141,31 @@ async fn intake(State(s): State<Arc<AppState>>, headers: HeaderMap, body: Bytes)
         return Err(ApiError::new(StatusCode::BAD_REQUEST, "shop_id in the body differs from `x-shouhou-shop`"));
     }
     let duplicate = store_event(&s, shop, &event, text).await?;
+    if duplicate {
+        // A redelivery repeats the event; a reused id with other content is refused, not dropped.
+        if let Some(stored) = inbox::payload_of(&s.store, shop, &event.message_id).await?
+            && InboundEvent::parse(&stored).ok().as_ref() != Some(&event)
+        {
+            metrics::counter!("shouhou_intake_total", "result" => "conflict").increment(1);
+            tracing::warn!(shop, "intake refused: a message_id was reused with different content");
+            return Err(ApiError(
+                StatusCode::CONFLICT,
+                json!({
+                    "error": "this message_id was stored with different content; nothing was stored",
+                    "stored_sha256": hex::encode(sha2::Sha256::digest(stored.as_bytes())),
+                    "offered_sha256": hex::encode(sha2::Sha256::digest(text.as_bytes())),
+                }),
+            ));
+        }
+    }
     Ok((StatusCode::ACCEPTED, Json(json!({"accepted": true, "duplicate": duplicate}))).into_response())
+}
+
+/// A refused API request, counted and logged (never the token).
+fn refuse(status: StatusCode, why: &'static str) -> ApiError {
+    metrics::counter!("shouhou_api_refused_total", "status" => status.as_str().to_owned()).increment(1);
+    tracing::warn!(status = status.as_u16(), why, "API request refused");
+    ApiError::new(status, why)
 }
 
 pub(crate) fn auth(s: &AppState, headers: &HeaderMap, need: Role) -> ApiResult<(String, Role)> {
@@ -134,10 +173,10 @@ pub(crate) fn auth(s: &AppState, headers: &HeaderMap, need: Role) -> ApiResult<(
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "missing bearer token"))?;
-    let role = *s.cfg.api_tokens.get(token).ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "unknown token"))?;
+        .ok_or_else(|| refuse(StatusCode::UNAUTHORIZED, "missing bearer token"))?;
+    let role = *s.cfg.api_tokens.get(token).ok_or_else(|| refuse(StatusCode::UNAUTHORIZED, "unknown token"))?;
     if role < need {
-        return Err(ApiError::new(StatusCode::FORBIDDEN, "this role may not do that"));
+        return Err(refuse(StatusCode::FORBIDDEN, "this role may not do that"));
     }
     // The audit names a token by a hash, never by any of its characters.
     let who = format!("{role:?}:{:08x}", crate::domain::templates::fnv1a(token.as_bytes()) as u32).to_lowercase();
@@ -183,6 +222,11 @@ async fn approve(State(s): State<Arc<AppState>>, headers: HeaderMap, Path(id): P
     Ok(Json(json!(review::approve(&s, &who, id).await?)))
 }
 
+/// The longest edited reply, in characters (a reply is a chat message, not a document).
+pub const MAX_EDIT_CHARS: usize = 2000;
+/// Blocked edits one token may make per minute before further edits are refused with a 429.
+pub const MAX_BLOCKED_EDITS_PER_MINUTE: i64 = 30;
+
 #[derive(Deserialize)]
 struct EditBody {
     text: String,
@@ -195,6 +239,17 @@ async fn edit(
     Json(body): Json<EditBody>,
 ) -> ApiResult<Json<Value>> {
     let (who, _) = auth(&s, &headers, Role::Agent)?;
+    let chars = body.text.chars().count();
+    if chars > MAX_EDIT_CHARS {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("text: {chars} characters; at most {MAX_EDIT_CHARS} are accepted"),
+        ));
+    }
+    // Each blocked edit writes an audit row: a flood of them would bury the log.
+    if audit::count_since(&s.store, &who, "edit_blocked", now_ms() - 60_000).await? >= MAX_BLOCKED_EDITS_PER_MINUTE {
+        return Err(refuse(StatusCode::TOO_MANY_REQUESTS, "too many blocked edits; wait a minute"));
+    }
     Ok(Json(json!(review::edit(&s, &who, id, &body.text).await?)))
 }
 
@@ -272,7 +327,13 @@ async fn calls(State(s): State<Arc<AppState>>, headers: HeaderMap) -> ApiResult<
 struct AuditQuery {
     shop: Option<String>,
     conversation_id: Option<String>,
+    /// The `next` of the previous page.
+    after: Option<i64>,
+    limit: Option<i64>,
 }
+
+/// The default page of `GET /v1/audit`.
+const AUDIT_PAGE: i64 = 100;
 
 async fn audit(
     State(s): State<Arc<AppState>>,
@@ -280,17 +341,18 @@ async fn audit(
     Query(q): Query<AuditQuery>,
 ) -> ApiResult<Json<Value>> {
     auth(&s, &headers, Role::Supervisor)?;
-    let items: Vec<Value> = audit::oldest(&s.store)
-        .await?
+    let limit = q.limit.unwrap_or(AUDIT_PAGE).clamp(1, audit::MAX_PAGE);
+    let rows = audit::page(&s.store, q.shop.as_deref(), q.conversation_id.as_deref(), q.after, limit).await?;
+    // The next page starts after the last row when this one was full.
+    let next = if i64::try_from(rows.len()).unwrap_or(0) == limit { rows.last().map(|r| r.id) } else { None };
+    let items: Vec<Value> = rows
         .iter()
-        .filter(|r| q.shop.as_deref().is_none_or(|x| r.shop_id == x))
-        .filter(|r| q.conversation_id.as_deref().is_none_or(|x| r.conversation_id == x))
         .map(|r| {
             let draft = if r.draft_id == 0 { Value::Null } else { json!(r.draft_id) };
             json!({"id": r.id, "at": r.at, "actor": r.actor, "kind": r.kind, "shop_id": r.shop_id, "conversation_id": r.conversation_id, "draft_id": draft, "verdict": r.verdict, "detail": serde_json::from_str::<Value>(&r.detail).unwrap_or(Value::Null)})
         })
         .collect();
-    Ok(Json(json!({"items": items})))
+    Ok(Json(json!({"items": items, "next": next})))
 }
 
 async fn readyz(State(s): State<Arc<AppState>>) -> ApiResult<&'static str> {

@@ -9,6 +9,7 @@ mod draft;
 mod edge;
 mod entity;
 mod guard;
+mod harden;
 mod layers;
 mod linear;
 mod migrations;

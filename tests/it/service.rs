@@ -180,11 +180,11 @@ async fn bad_input_body(db: &str) {
     let big = "x".repeat(shouhou::state::MAX_BODY_BYTES + 10);
     let res = post_signed(&base, &big, "w5", now(), &secret()).await;
     assert_eq!(res.status(), 413);
-    // Unknown shop.
+    // Unknown shop: answered like a known one (no enumeration).
     let res =
         c.post(format!("{base}/v1/events")).header("x-shouhou-shop", "shop-x").body(body.clone()).send().await.unwrap();
-    assert_eq!(res.status(), 404);
-    assert!(res.text().await.unwrap().contains("unknown shop"));
+    assert_eq!(res.status(), 401);
+    assert!(res.text().await.unwrap().contains("missing header"));
     // Missing signature headers.
     let res =
         c.post(format!("{base}/v1/events")).header("x-shouhou-shop", "shop-1").body(body.clone()).send().await.unwrap();
