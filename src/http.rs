@@ -197,24 +197,35 @@ async fn queue(
 ) -> ApiResult<Json<Value>> {
     let (_, role) = auth(&s, &headers, Role::PartTime)?;
     let rows = drafts::waiting(&s.store).await?;
+    let triaged = if role == Role::PartTime { drafts::triaged(&s.store).await? } else { Vec::new() };
+    let policy = &s.assistant.settings;
     let items: Vec<Value> = rows
         .iter()
         .map(drafts::DraftRow::to_json)
+        // Part-time staff get what the part-time console shows, masked alike.
+        .filter(|d| role != Role::PartTime || review::part_time_may_see(policy, d, &triaged))
+        .map(|d| if role == Role::PartTime { review::for_part_time(d) } else { d })
         .filter(|d| q.group.as_deref().is_none_or(|g| d["group"] == g))
         .filter(|d| q.shop.as_deref().is_none_or(|g| d["shop_id"] == g))
         .filter(|d| {
             q.intent.as_deref().is_none_or(|i| d["intents"].as_array().is_some_and(|a| a.iter().any(|h| h["id"] == i)))
         })
-        // Part-time staff see only FAQ-type items of the reception group (seed 002).
-        .filter(|d| role != Role::PartTime || d["group"] == "reception")
         .collect();
     metrics::gauge!("shouhou_queue_depth").set(rows.len() as f64);
     Ok(Json(json!({"items": items})))
 }
 
 async fn draft(State(s): State<Arc<AppState>>, headers: HeaderMap, Path(id): Path<i64>) -> ApiResult<Json<Value>> {
-    auth(&s, &headers, Role::PartTime)?;
-    Ok(Json(review::load(&s, id).await?.to_json()))
+    let (_, role) = auth(&s, &headers, Role::PartTime)?;
+    let d = review::load(&s, id).await?.to_json();
+    if role == Role::PartTime {
+        let triaged = drafts::triaged(&s.store).await?;
+        if !review::part_time_may_see(&s.assistant.settings, &d, &triaged) {
+            return Err(refuse(StatusCode::FORBIDDEN, "this role may not do that"));
+        }
+        return Ok(Json(review::for_part_time(d)));
+    }
+    Ok(Json(d))
 }
 
 async fn approve(State(s): State<Arc<AppState>>, headers: HeaderMap, Path(id): Path<i64>) -> ApiResult<Json<Value>> {
@@ -273,7 +284,7 @@ async fn conversation(
     headers: HeaderMap,
     Path((shop, id)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
-    auth(&s, &headers, Role::PartTime)?;
+    auth(&s, &headers, Role::Agent)?;
     let r = conversations::get(&s.store, &shop, &id)
         .await?
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no such conversation"))?;
@@ -287,7 +298,7 @@ async fn takeover(
     headers: HeaderMap,
     Path((shop, id)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
-    let (who, _) = auth(&s, &headers, Role::PartTime)?;
+    let (who, _) = auth(&s, &headers, Role::Agent)?;
     review::take_over(&s, &who, &shop, &id).await?;
     Ok(Json(json!({"shop_id": shop, "conversation_id": id, "owner": who})))
 }
@@ -297,13 +308,13 @@ async fn handback(
     headers: HeaderMap,
     Path((shop, id)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
-    let (who, _) = auth(&s, &headers, Role::PartTime)?;
+    let (who, _) = auth(&s, &headers, Role::Agent)?;
     review::hand_back(&s, &who, &shop, &id).await?;
     Ok(Json(json!({"shop_id": shop, "conversation_id": id, "owner": "bot"})))
 }
 
 async fn promises(State(s): State<Arc<AppState>>, headers: HeaderMap) -> ApiResult<Json<Value>> {
-    auth(&s, &headers, Role::PartTime)?;
+    auth(&s, &headers, Role::Agent)?;
     let now = now_ms();
     let items: Vec<Value> = promises::list(&s.store)
         .await?
@@ -314,7 +325,7 @@ async fn promises(State(s): State<Arc<AppState>>, headers: HeaderMap) -> ApiResu
 }
 
 async fn calls(State(s): State<Arc<AppState>>, headers: HeaderMap) -> ApiResult<Json<Value>> {
-    auth(&s, &headers, Role::PartTime)?;
+    auth(&s, &headers, Role::Agent)?;
     let items: Vec<Value> = calls::list(&s.store)
         .await?
         .iter()

@@ -322,7 +322,7 @@ mod tests {
     fn message_ids_are_short_printable_ascii() {
         let long = "m".repeat(MAX_ID_BYTES + 1);
         let table: [(&str, bool); 5] =
-            [("m-1", true), ("shop-1:abc/9_x=", true), ("m 1", false), ("消息1", false), (long.as_str(), false)];
+            [("m-1", true), ("shop-1:abc/9_x=", true), ("m 1", false), ("m\u{6d88}1", false), (long.as_str(), false)];
         for (id, ok) in table {
             assert_eq!(message_id_problem(id).is_none(), ok, "{id}");
         }

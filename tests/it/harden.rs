@@ -315,3 +315,51 @@ async fn blocked_edits_are_capped_and_rate_limited() {
     );
     r.stop().await;
 }
+
+/// Security review M7: a part-time API token gets what the part-time console shows and no
+/// more: a non-FAQ draft is neither in its queue nor readable (403), and calls, promises, the
+/// conversation and takeover need an agent; an agent still gets all of it.
+#[tokio::test]
+async fn part_time_tokens_follow_the_console_rules() {
+    use crate::service::{TOKEN, api};
+    const PART_TIME: &str = "test-parttime-token-1234";
+    let (_d, db) = sqlite_url();
+    let mut c = cfg(&db, "http://127.0.0.1:9/send", "h");
+    c.api_tokens.insert(PART_TIME.to_owned(), shouhou::domain::role::Role::PartTime);
+    let r = crate::support::spawn_app(c).await;
+    let base = format!("http://{}", r.addr);
+    post_signed(&base, &event("c-rot", "m-rot", "我买的鸡腿刚打开发现都臭了", "tb_buyer_1"), "e1", now(), &secret())
+        .await;
+    assert!(
+        crate::support::wait_until(|| async { count(&r, "SELECT COUNT(*) AS n FROM drafts").await == 1 }, 30).await
+    );
+    let id =
+        r.state.store.select("SELECT id FROM drafts", &[], &[shouhou::store::Col::I("id")]).await.unwrap()[0][0].i();
+    let get = |path: String, token: &'static str| {
+        let base = base.clone();
+        async move { api(reqwest::Method::GET, format!("{base}{path}"), token).send().await.unwrap() }
+    };
+    let queue: Value = get("/v1/queue".into(), PART_TIME).await.json().await.unwrap();
+    assert_eq!(queue["items"].as_array().unwrap().len(), 0, "not an FAQ item: {queue}");
+    let queue: Value = get("/v1/queue".into(), TOKEN).await.json().await.unwrap();
+    assert_eq!(queue["items"].as_array().unwrap().len(), 1);
+    assert_eq!(get(format!("/v1/drafts/{id}"), PART_TIME).await.status(), 403);
+    assert_eq!(get(format!("/v1/drafts/{id}"), TOKEN).await.status(), 200);
+    for path in ["/v1/calls", "/v1/promises", "/v1/conversations/shop-1/c-rot"] {
+        assert_eq!(get(path.into(), PART_TIME).await.status(), 403, "{path}");
+        assert_eq!(get(path.into(), TOKEN).await.status(), 200, "{path}");
+    }
+    let take = api(reqwest::Method::POST, format!("{base}/v1/conversations/shop-1/c-any/takeover"), PART_TIME);
+    assert_eq!(take.send().await.unwrap().status(), 403);
+    r.stop().await;
+}
+
+/// Security review I3: the service settings print no API token and no database password.
+#[test]
+fn the_service_config_debug_shows_no_secret() {
+    let c = cfg("postgres://shouhou:db-password-123@127.0.0.1/x", "http://127.0.0.1:9/send", "h");
+    let shown = format!("{c:?}");
+    assert!(!shown.contains("db-password-123"), "{shown}");
+    assert!(!shown.contains(crate::service::TOKEN) && !shown.contains(crate::service::SUPERVISOR), "{shown}");
+    assert!(shown.contains("127.0.0.1/x") && shown.contains("Supervisor"), "{shown}");
+}
