@@ -128,6 +128,7 @@ async fn full(assistant: Arc<Assistant>, db: &str, name: &str, n: usize, rate: O
         websocket: None,
         chatwoot: None,
         tmc: None,
+        wecom: None,
     };
     let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let running = run::start(l, assistant, cfg).await.expect("service");

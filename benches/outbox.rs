@@ -160,6 +160,7 @@ async fn full(assistant: Arc<Assistant>, db: &str, name: &str, n: usize, convs: 
         websocket: None,
         chatwoot: None,
         tmc: None,
+        wecom: None,
     };
     let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let started = Instant::now();

@@ -5,3 +5,4 @@
 pub mod chatwoot;
 pub mod tmc;
 pub mod websocket;
+pub mod wecom;

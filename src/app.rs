@@ -14,6 +14,7 @@ use crate::{
         chatwoot::{self, Chatwoot},
         tmc,
         websocket::{self, WsLink},
+        wecom::{self, Wecom},
     },
     config::ServiceConfig,
     console,
@@ -119,6 +120,15 @@ pub async fn start_with_limits(
             by_shop.insert(shop.clone(), cw.clone());
         }
     }
+    let wecom_adapter = match &cfg.wecom {
+        Some(c) => Some(Arc::new(Wecom::new(http.clone(), c.clone(), store.clone()).map_err(anyhow::Error::msg)?)),
+        None => None,
+    };
+    if let Some(w) = &wecom_adapter {
+        for shop in w.cfg.file.shops.keys() {
+            by_shop.insert(shop.clone(), w.clone());
+        }
+    }
     let platform: Arc<dyn Platform> =
         if by_shop.is_empty() { http_platform } else { Arc::new(Dispatch { by_shop, default: http_platform }) };
     let shared = Arc::new(AppState {
@@ -135,10 +145,10 @@ pub async fn start_with_limits(
         shutdown: shutdown.clone(),
     });
     let addr = listener.local_addr()?;
-    let app = router(shared.clone());
+    let app = router(shared.clone(), wecom_adapter.clone());
     let stop = shutdown.clone();
     let server = tokio::spawn(serve(listener, app, stop, limits));
-    let workers = spawn_workers(&shared, ws_link);
+    let workers = spawn_workers(&shared, ws_link, wecom_adapter);
     Ok(Running { addr, state: shared, shutdown, server, workers })
 }
 
@@ -191,6 +201,9 @@ async fn serve(listener: TcpListener, app: axum::Router, stop: CancellationToken
     conns.wait().await;
 }
 
+/// The error of a 404 for a path no route serves.
+pub const NO_SUCH_ROUTE: &str = "no such route";
+
 /// Turns the plain-text and empty error answers of the framework (a 413 from the body limit, a
 /// 415 or 422 from the JSON extractor, a 404 or 405 of the router, the 408 of the timeout) into
 /// the API's JSON `{"error": …}`. Console pages keep their own HTML.
@@ -205,7 +218,12 @@ async fn json_errors(req: axum::extract::Request, next: axum::middleware::Next) 
     }
     let bytes = axum::body::to_bytes(res.into_body(), 64 * 1024).await.unwrap_or_default();
     let text = String::from_utf8_lossy(&bytes).trim().to_owned();
-    let msg = if text.is_empty() { status.canonical_reason().unwrap_or("error").to_lowercase() } else { text };
+    let msg = match (text.is_empty(), status) {
+        // The router's own 404: no route has this path (a handler's 404 is JSON already).
+        (true, axum::http::StatusCode::NOT_FOUND) => NO_SUCH_ROUTE.to_owned(),
+        (true, _) => status.canonical_reason().unwrap_or("error").to_lowercase(),
+        (false, _) => text,
+    };
     (status, axum::Json(serde_json::json!({"error": msg}))).into_response()
 }
 
@@ -213,12 +231,12 @@ async fn json_errors(req: axum::extract::Request, next: axum::middleware::Next) 
 /// is not counted: it starts with the response).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Every route of the service (the REST API, the Chatwoot webhook and the console), each request
+/// Every route of the service (the REST API, the Chatwoot and WeCom webhooks and the console), each request
 /// given an `x-request-id` (kept when the caller sent one, echoed in the response), traced under
 /// it, and cut off after [`REQUEST_TIMEOUT`].
-pub fn router(shared: Arc<AppState>) -> axum::Router {
+pub fn router(shared: Arc<AppState>, wecom: Option<Arc<Wecom>>) -> axum::Router {
     use tower_http::{
-        request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+        request_id::{PropagateRequestIdLayer, SetRequestIdLayer},
         timeout::TimeoutLayer,
         trace::TraceLayer,
     };
@@ -233,14 +251,60 @@ pub fn router(shared: Arc<AppState>) -> axum::Router {
             let ms = u64::try_from(latency.as_millis()).unwrap_or(u64::MAX);
             tracing::info!(status = res.status().as_u16(), latency_ms = ms, "request done");
         });
-    http::router(shared.clone())
-        .merge(chatwoot::router(shared.clone()))
+    let mut routes = http::router(shared.clone()).merge(chatwoot::router(shared.clone()));
+    if let Some(w) = wecom {
+        routes = routes.merge(wecom::router(shared.clone(), w));
+    }
+    routes
         .merge(console::router(shared))
         .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
         .layer(axum::middleware::from_fn(json_errors))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(trace)
-        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(SetRequestIdLayer::x_request_id(RequestIds::new()))
+}
+
+/// Request ids shaped like UUIDs: a random prefix drawn once per process, then a counter, so an id
+/// costs no system call (a UUID v4 reads the OS random source per request).
+#[derive(Clone)]
+pub struct RequestIds {
+    prefix: u64,
+    next: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl RequestIds {
+    /// Ids with a fresh random prefix.
+    #[must_use]
+    pub fn new() -> Self {
+        Self { prefix: u64::from_le_bytes(crate::accounts::random_bytes::<8>()), next: Arc::default() }
+    }
+
+    /// The `n`th id: `pppppppp-pppp-pppp-nnnn-nnnnnnnnnnnn` in hex (p: prefix, n: counter).
+    #[must_use]
+    pub fn id(&self, n: u64) -> String {
+        let p = self.prefix;
+        format!(
+            "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+            p >> 32,
+            (p >> 16) & 0xffff,
+            p & 0xffff,
+            (n >> 48) & 0xffff,
+            n & 0xffff_ffff_ffff
+        )
+    }
+}
+
+impl Default for RequestIds {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl tower_http::request_id::MakeRequestId for RequestIds {
+    fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<tower_http::request_id::RequestId> {
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        axum::http::HeaderValue::from_str(&self.id(n)).ok().map(tower_http::request_id::RequestId::new)
+    }
 }
 
 /// A database URL without its password, for messages.
@@ -272,9 +336,9 @@ pub async fn shutdown_signal() {
 }
 
 /// Starts every worker in one tracker: processors, senders, webhook deliverers and the promise
-/// watch, the TMC client, the websocket adapter and the handoff worker. They stop when
+/// watch, the TMC client, the websocket adapter, the WeCom puller and the handoff worker. They stop when
 /// `shared.shutdown` is cancelled, after finishing the message or send in hand.
-pub fn spawn_workers(shared: &Arc<AppState>, ws_link: Option<Arc<WsLink>>) -> TaskTracker {
+pub fn spawn_workers(shared: &Arc<AppState>, ws_link: Option<Arc<WsLink>>, wecom: Option<Arc<Wecom>>) -> TaskTracker {
     let tracker = TaskTracker::new();
     for i in 0..shared.cfg.processors.max(1) {
         let s = shared.clone();
@@ -303,9 +367,32 @@ pub fn spawn_workers(shared: &Arc<AppState>, ws_link: Option<Arc<WsLink>>) -> Ta
     if let (Some(w), Some(link)) = (shared.cfg.websocket.clone(), ws_link) {
         tracker.spawn(websocket::run(shared.clone(), w, link));
     }
-    if shared.cfg.chatwoot.is_some() {
+    if shared.cfg.chatwoot.is_some() || wecom.is_some() {
         tracker.spawn(handoff::handoffs(shared.clone()));
+    }
+    if let Some(w) = wecom {
+        tracker.spawn(wecom::puller(shared.clone(), w));
     }
     tracker.close();
     tracker
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_uuid_shaped_and_distinct() {
+        let ids = RequestIds { prefix: 0x0123_4567_89ab_cdef, next: Arc::default() };
+        let table = [
+            (0, "01234567-89ab-cdef-0000-000000000000"),
+            (1, "01234567-89ab-cdef-0000-000000000001"),
+            (u64::MAX, "01234567-89ab-cdef-ffff-ffffffffffff"),
+        ];
+        for (n, want) in table {
+            assert_eq!(ids.id(n), want);
+        }
+        let (a, b) = (RequestIds::new(), RequestIds::new());
+        assert_ne!(a.id(0), b.id(0), "each process draws its own prefix");
+    }
 }

@@ -113,14 +113,21 @@ pub enum Command {
         #[arg(long)]
         return_excluded: bool,
     },
-    /// Run a whole conversation offline: a JSONL file of inbound events (each with `sent_at`),
-    /// drafted in order with the case carried along. Prints a transcript, or JSON per turn.
+    /// Run a whole conversation offline: a JSONL file of inbound events (each with `sent_at`,
+    /// each with the order as it stands at that turn), drafted in order with the case carried
+    /// along. Prints a transcript, or JSON per turn, or (`--auto`) only what would have gone out
+    /// automatically with the share of automatic answers per intent.
     Replay {
-        /// The conversation file.
-        file: PathBuf,
+        /// The conversation file(s).
+        #[arg(required = true)]
+        file: Vec<PathBuf>,
         /// One JSON object per turn instead of the transcript.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "auto")]
         json: bool,
+        /// Only the replies that would have been sent without a person, then the share of
+        /// messages answered automatically per intent found.
+        #[arg(long)]
+        auto: bool,
     },
     /// Load and validate every data file (intents, templates, guard, config) and report.
     Validate,
@@ -347,12 +354,23 @@ pub fn run(cli: Cli) -> Result<u8> {
             writeln!(out)?;
             Ok(u8::from(!verdict.passed()))
         }
-        Command::Replay { file, json } => {
+        Command::Replay { file, json, auto } => {
             let a = assistant()?;
-            let src = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
             let mut out = io::stdout().lock();
-            replay(&a, &src, json, &mut out)
-                .with_context(|| format!("{} is not a valid conversation", file.display()))?;
+            let mut tally = AutoTally::default();
+            for file in &file {
+                let src = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+                let res = if auto {
+                    writeln!(out, "## {}", file.file_name().unwrap_or_default().to_string_lossy())?;
+                    replay_auto(&a, &src, &mut out, &mut tally)
+                } else {
+                    replay(&a, &src, json, &mut out)
+                };
+                res.with_context(|| format!("{} is not a valid conversation", file.display()))?;
+            }
+            if auto {
+                write!(out, "{tally}")?;
+            }
             Ok(0)
         }
         Command::Serve {
@@ -376,51 +394,14 @@ pub fn run(cli: Cli) -> Result<u8> {
                     let convs = templates.parent().unwrap_or(Path::new(".")).join("demo").join("conversations");
                     return crate::demo::demo(a, &convs, keep_running, &listen).await.map(|()| 0);
                 }
-                let shops =
-                    crate::config::parse_shop_secrets(&std::env::var("SHOUHOU_SHOP_SECRETS").unwrap_or_default())?;
-                let env = |k: &str| std::env::var(k).ok();
-                let websocket = settings
-                    .websocket
-                    .as_ref()
-                    .map(|w| crate::config::websocket::WsConfig::from_file(w, env(crate::config::websocket::TOKEN_ENV)))
-                    .transpose()?;
-                let chatwoot = settings
-                    .chatwoot
-                    .as_ref()
-                    .map(|c| {
-                        use crate::config::chatwoot::{ChatwootConfig, SECRET_ENV, TOKEN_ENV, URL_TOKEN_ENV};
-                        ChatwootConfig::from_file(c, env(TOKEN_ENV), env(SECRET_ENV), env(URL_TOKEN_ENV))
-                    })
-                    .transpose()?;
-                let tmc = crate::config::tmc::resolve(settings.tmc.as_ref(), env(crate::config::tmc::SECRET_ENV))?;
-                // Signed webhook intake needs shop secrets unless an adapter brings the events.
-                if shops.is_empty() && websocket.is_none() && chatwoot.is_none() {
-                    anyhow::bail!(
-                        "SHOUHOU_SHOP_SECRETS is empty: set shop-id=whsec_… for every shop that sends events"
-                    );
-                }
-                let api_tokens =
-                    crate::config::parse_api_tokens(&std::env::var("SHOUHOU_API_TOKENS").unwrap_or_default())?;
-                let cfg = crate::config::ServiceConfig {
+                let flags = crate::config::runtime::ServeFlags {
                     database_url,
                     platform_url,
-                    shops,
-                    api_tokens,
                     instance: instance.unwrap_or_else(|| format!("pid{}", std::process::id())),
                     processors,
                     rate_per_shop,
-                    max_send_attempts: 12,
-                    webhooks: crate::config::webhooks::Webhooks::new(
-                        &settings.webhooks,
-                        &crate::config::parse_named_secrets(
-                            "SHOUHOU_WEBHOOK_SECRETS",
-                            &std::env::var("SHOUHOU_WEBHOOK_SECRETS").unwrap_or_default(),
-                        )?,
-                    )?,
-                    websocket,
-                    chatwoot,
-                    tmc,
                 };
+                let cfg = crate::config::ServiceConfig::from_env(&settings, flags)?;
                 let listener = tokio::net::TcpListener::bind(&listen)
                     .await
                     .with_context(|| format!("cannot listen on {listen}"))?;
@@ -562,10 +543,82 @@ pub fn replay(a: &Assistant, src: &str, json: bool, out: &mut impl Write) -> Res
                 Some(r) => writeln!(out, "    bot: {r}")?,
                 None => writeln!(out, "    bot: (no draft: a person answers)")?,
             }
+            if !d.needs.is_empty() {
+                writeln!(out, "    needs: {}", d.needs.join(", "))?;
+            }
             for act in &d.actions {
                 writeln!(out, "    action: {}", serde_json::to_string(act)?)?;
             }
             writeln!(out)?;
+        }
+        case = d.case;
+    }
+    Ok(())
+}
+
+/// Messages and automatic answers, per intent found (a message counts for each of its intents;
+/// `other` when none was found).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct AutoTally {
+    /// Intent id → (messages, answered automatically).
+    pub by_intent: std::collections::BTreeMap<String, (u32, u32)>,
+    /// All messages and all automatic answers.
+    pub total: (u32, u32),
+}
+
+impl AutoTally {
+    fn add(&mut self, d: &crate::domain::draft::Draft) {
+        let auto = u32::from(d.route == crate::domain::case::Route::Auto);
+        let ids: Vec<String> = if d.intents.is_empty() {
+            vec!["other".to_owned()]
+        } else {
+            d.intents.iter().map(|h| h.id.to_owned()).collect()
+        };
+        for id in ids {
+            let e = self.by_intent.entry(id).or_default();
+            e.0 += 1;
+            e.1 += auto;
+        }
+        self.total.0 += 1;
+        self.total.1 += auto;
+    }
+}
+
+impl std::fmt::Display for AutoTally {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let pct = |(n, a): (u32, u32)| if n == 0 { 0.0 } else { 100.0 * f64::from(a) / f64::from(n) };
+        writeln!(f, "answered automatically: {} of {} messages ({:.0}%)", self.total.1, self.total.0, pct(self.total))?;
+        for (id, &(n, a)) in &self.by_intent {
+            writeln!(f, "  {id:<17} {a:>3} of {n:>3} ({:.0}%)", pct((n, a)))?;
+        }
+        Ok(())
+    }
+}
+
+/// Replays a conversation and prints only what would have gone out without a person: each
+/// buyer turn, then the automatic reply, or why it was held (the route and what it needs).
+///
+/// # Errors
+/// As [`replay`].
+pub fn replay_auto(a: &Assistant, src: &str, out: &mut impl Write, tally: &mut AutoTally) -> Result<()> {
+    let mut case = Case::default();
+    for (i, line) in src.lines().enumerate() {
+        if line.trim().is_empty() || line.trim_start().starts_with('#') {
+            continue;
+        }
+        let ev = InboundEvent::parse(line).with_context(|| format!("line {}", i + 1))?;
+        let now = ev.sent_at.with_context(|| format!("line {}: sent_at is required in a replay", i + 1))?;
+        let d = a.draft(&case, &ev, now);
+        tally.add(&d);
+        let local = now.to_zoned(a.settings.timezone.clone()).strftime("%m-%d %H:%M");
+        writeln!(out, "[{local}] buyer: {}", crate::domain::mask_phones(&ev.text))?;
+        match (&d.route, &d.reply) {
+            (crate::domain::case::Route::Auto, Some(r)) => writeln!(out, "    sent: {r}")?,
+            (route, _) => {
+                let route = serde_json::to_value(route)?;
+                let needs = if d.needs.is_empty() { String::new() } else { format!("; needs {}", d.needs.join(", ")) };
+                writeln!(out, "    held: {}{needs}", route.as_str().unwrap_or_default())?;
+            }
         }
         case = d.case;
     }

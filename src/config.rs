@@ -13,6 +13,7 @@ pub mod runtime;
 pub mod tmc;
 pub mod webhooks;
 pub mod websocket;
+pub mod wecom;
 
 pub use crate::domain::policy::{Authority, AutonomyFile, Policy, ShopFile, Sla};
 pub use runtime::{ServiceConfig, parse_api_tokens, parse_named_secrets, parse_shop_secrets};
@@ -39,6 +40,9 @@ pub struct ConfigFile {
     pub sla: Sla,
     /// Phone-call policy.
     pub calls: CallsFile,
+    /// How parcels are judged (optional).
+    #[serde(default)]
+    pub logistics: LogisticsFile,
     /// When an intent has earned automatic sending (the console's autonomy page).
     #[serde(default)]
     pub autonomy: AutonomyFile,
@@ -54,6 +58,28 @@ pub struct ConfigFile {
     /// The Chatwoot Agent Bot adapter (`docs/chatwoot.md`); off when absent.
     #[serde(default)]
     pub chatwoot: Option<ChatwootFile>,
+    /// WeChat customer service (WeCom Kf, `docs/wecom.md`); off when absent.
+    #[serde(default)]
+    pub wecom: Option<WecomFile>,
+}
+
+/// `[logistics]`: how the parcel's tracking is read.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogisticsFile {
+    /// Hours without a new tracking event after which a parcel counts as stuck.
+    #[serde(default = "default_stuck_hours")]
+    pub stuck_hours: u32,
+}
+
+impl Default for LogisticsFile {
+    fn default() -> Self {
+        Self { stuck_hours: default_stuck_hours() }
+    }
+}
+
+fn default_stuck_hours() -> u32 {
+    48
 }
 
 /// `[webhooks]`: where shouhou's own events are delivered (Standard Webhooks).
@@ -190,6 +216,79 @@ fn yes() -> bool {
     true
 }
 
+/// `[wecom]`: WeChat customer service (WeCom Kf, `docs/wecom.md`). WeCom calls
+/// `/v1/wecom/{shop}` (GET: URL verification, POST: events); the callback Token, the
+/// EncodingAESKey and the Kf app secret come from the environment (`SHOUHOU_WECOM_TOKEN`,
+/// `SHOUHOU_WECOM_AES_KEY`, `SHOUHOU_WECOM_SECRET`). The limits the sources do not confirm are
+/// settings here.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WecomFile {
+    /// The corp id (`ww…`): the receive id every callback must carry, and `gettoken`'s corpid.
+    pub corp_id: String,
+    /// The API host; tests point it at a fake.
+    #[serde(default = "default_wecom_api")]
+    pub api_url: String,
+    /// Shop id to the customer-service accounts (`open_kfid`) it answers on.
+    pub shops: BTreeMap<String, Vec<String>>,
+    /// Replies allowed after each buyer message (5 per the SDK comment; unconfirmed).
+    #[serde(default = "default_wecom_budget")]
+    pub reply_budget: u32,
+    /// Hours after a buyer message in which replies are allowed (48 per the SDK comment).
+    #[serde(default = "default_wecom_window")]
+    pub reply_window_hours: i64,
+    /// How far a callback's `timestamp` may be from now, in seconds.
+    #[serde(default = "default_wecom_skew")]
+    pub timestamp_window_secs: u64,
+    /// The least time between two `send_msg` calls of one shop, in milliseconds.
+    #[serde(default = "default_wecom_interval")]
+    pub send_interval_ms: u64,
+    /// How long to wait after a frequency-limit `errcode`, in milliseconds.
+    #[serde(default = "default_wecom_rate_wait")]
+    pub rate_limit_wait_ms: i64,
+    /// Hand escalated conversations to this servicer (WeCom user id) instead of the queue.
+    #[serde(default)]
+    pub handoff_servicer: Option<String>,
+    /// The numbers of the session states (from the SDK; unconfirmed).
+    #[serde(default)]
+    pub states: wecom::ServiceStates,
+    /// `send_msg` errcodes that mean "this msgid was already sent" (none is documented in
+    /// the sources; a code listed here makes a repeated send count as delivered).
+    #[serde(default)]
+    pub duplicate_msgid_errcodes: Vec<i64>,
+    /// Refresh the access token this many seconds before it expires.
+    #[serde(default = "default_wecom_margin")]
+    pub token_margin_secs: i64,
+    /// `sync_msg` page size (1 to 1000).
+    #[serde(default = "default_wecom_page")]
+    pub page_limit: u32,
+}
+
+fn default_wecom_api() -> String {
+    "https://qyapi.weixin.qq.com".into()
+}
+fn default_wecom_budget() -> u32 {
+    5
+}
+fn default_wecom_window() -> i64 {
+    48
+}
+fn default_wecom_skew() -> u64 {
+    300
+}
+fn default_wecom_interval() -> u64 {
+    200
+}
+fn default_wecom_rate_wait() -> i64 {
+    2000
+}
+fn default_wecom_margin() -> i64 {
+    300
+}
+fn default_wecom_page() -> u32 {
+    1000
+}
+
 fn default_tmc_url() -> String {
     "ws://mc.api.taobao.com/".into()
 }
@@ -266,6 +365,8 @@ pub struct Settings {
     pub websocket: Option<WebsocketFile>,
     /// The Chatwoot adapter, when configured.
     pub chatwoot: Option<ChatwootFile>,
+    /// The WeCom Kf adapter, when configured.
+    pub wecom: Option<WecomFile>,
 }
 
 impl std::ops::Deref for Settings {
@@ -389,8 +490,13 @@ impl Settings {
                 return Err(err("tmc.pull_seconds", "must be between 1 and 3600".into()));
             }
         }
+        if file.logistics.stuck_hours == 0 {
+            return Err(err("logistics.stuck_hours", "must be at least 1 hour".into()));
+        }
         let tmc = file.tmc;
         validate_adapters(file.websocket.as_ref(), file.chatwoot.as_ref()).map_err(|(k, p)| err(k, p))?;
+        validate_wecom(file.wecom.as_ref(), file.websocket.as_ref(), file.chatwoot.as_ref())
+            .map_err(|(k, p)| err(k, p))?;
         let policy = Policy {
             timezone,
             auto_enabled: file.routing.auto_enabled,
@@ -402,11 +508,12 @@ impl Settings {
             rotten_late_days: file.compensation.rotten_late_days,
             authority,
             sla: file.sla,
+            stuck_hours: file.logistics.stuck_hours,
             calls,
             autonomy: file.autonomy,
             shop: file.shop,
         };
-        Ok(Self { policy, webhooks, websocket: file.websocket, chatwoot: file.chatwoot, tmc })
+        Ok(Self { policy, webhooks, websocket: file.websocket, chatwoot: file.chatwoot, wecom: file.wecom, tmc })
     }
 }
 
@@ -468,6 +575,53 @@ fn webhooks(w: &WebhooksFile) -> Result<Webhooks, (String, String)> {
         }
     }
     Ok(Webhooks { retry_schedule_ms, endpoints: w.endpoints.clone() })
+}
+
+/// Checks `[wecom]`: the corp id, the API URL, the shops and their accounts (each served by one
+/// adapter), and the limits.
+fn validate_wecom(
+    wc: Option<&WecomFile>,
+    ws: Option<&WebsocketFile>,
+    cw: Option<&ChatwootFile>,
+) -> Result<(), (&'static str, String)> {
+    let Some(w) = wc else { return Ok(()) };
+    if w.corp_id.trim().is_empty() {
+        return Err(("wecom.corp_id", "set the corp id (ww…) shown in the WeCom admin".into()));
+    }
+    if !(w.api_url.starts_with("http://") || w.api_url.starts_with("https://")) {
+        return Err(("wecom.api_url", format!("must start with http:// or https://, got `{}`", w.api_url)));
+    }
+    if w.shops.is_empty() {
+        return Err(("wecom.shops", "map at least one shop id to its customer-service accounts (open_kfid)".into()));
+    }
+    for (shop, kfs) in &w.shops {
+        if kfs.is_empty() || kfs.iter().any(|k| k.trim().is_empty() || k.contains(':')) {
+            return Err(("wecom.shops", format!("shop `{shop}`: list its open_kfid values (none empty, no `:`)")));
+        }
+        let dup = w.shops.iter().find(|(other, ks)| *other != shop && ks.iter().any(|k| kfs.contains(k)));
+        if let Some((other, _)) = dup {
+            return Err(("wecom.shops", format!("shops `{shop}` and `{other}` share an open_kfid")));
+        }
+        if ws.is_some_and(|x| x.shops.iter().any(|s| s == shop)) || cw.is_some_and(|c| c.accounts.contains_key(shop)) {
+            return Err(("wecom.shops", format!("shop `{shop}` is served by another adapter too")));
+        }
+    }
+    if w.reply_budget == 0 {
+        return Err(("wecom.reply_budget", "must be at least 1".into()));
+    }
+    if !(1..=24 * 30).contains(&w.reply_window_hours) {
+        return Err(("wecom.reply_window_hours", "must be between 1 and 720".into()));
+    }
+    if !(1..=1000).contains(&w.page_limit) {
+        return Err(("wecom.page_limit", "must be between 1 and 1000".into()));
+    }
+    if w.timestamp_window_secs == 0 {
+        return Err(("wecom.timestamp_window_secs", "must be at least 1 second".into()));
+    }
+    if w.states.send.is_empty() {
+        return Err(("wecom.states.send", "list the session states in which the API may send".into()));
+    }
+    Ok(())
 }
 
 /// Checks the adapter tables: URL schemes, shops, durations; a shop is served by one adapter.

@@ -76,6 +76,7 @@ pub async fn demo(assistant: Arc<Assistant>, conversations: &Path, keep_running:
         },
         websocket: None,
         chatwoot: None,
+        wecom: None,
         tmc: None,
     };
     let listener = TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
@@ -98,29 +99,34 @@ pub async fn demo(assistant: Arc<Assistant>, conversations: &Path, keep_running:
     files.sort();
     let http = reqwest::Client::new();
     let mut sent = 0;
+    // The conversations were written on one day; their times move so that the last message is
+    // now (the pipeline drafts at the clock, and an order paid "this morning" must stay so).
+    let mut events = Vec::new();
     for f in &files {
         for line in std::fs::read_to_string(f)?.lines().filter(|l| !l.trim().is_empty()) {
-            let ev = crate::domain::event::InboundEvent::parse(line)?;
-            let ts = jiff::Timestamp::now().as_second();
-            let id = format!("demo-{}", ev.message_id);
-            let res = http
-                .post(format!("{base}/v1/events"))
-                .header("x-shouhou-shop", "shop-1")
-                .header("webhook-id", &id)
-                .header("webhook-timestamp", ts.to_string())
-                .header("webhook-signature", secret.sign(&id, ts, line.as_bytes()))
-                .header("content-type", "application/json")
-                .body(line.to_owned())
-                .send()
-                .await?;
-            println!(
-                "→ event   {:<28} {}  {}",
-                ev.message_id,
-                res.status().as_u16(),
-                crate::domain::mask_phones(&ev.text)
-            );
-            sent += 1;
+            events.push(crate::domain::event::InboundEvent::parse(line)?);
         }
+    }
+    let latest = events.iter().filter_map(|e| e.sent_at).max();
+    let by = latest.map_or(jiff::SignedDuration::ZERO, |l| jiff::Timestamp::now().duration_since(l));
+    for mut ev in events {
+        ev.shift_times(by);
+        let line = serde_json::to_string(&ev)?;
+        let line = line.as_str();
+        let ts = jiff::Timestamp::now().as_second();
+        let id = format!("demo-{}", ev.message_id);
+        let res = http
+            .post(format!("{base}/v1/events"))
+            .header("x-shouhou-shop", "shop-1")
+            .header("webhook-id", &id)
+            .header("webhook-timestamp", ts.to_string())
+            .header("webhook-signature", secret.sign(&id, ts, line.as_bytes()))
+            .header("content-type", "application/json")
+            .body(line.to_owned())
+            .send()
+            .await?;
+        println!("→ event   {:<28} {}  {}", ev.message_id, res.status().as_u16(), crate::domain::mask_phones(&ev.text));
+        sent += 1;
     }
     // Wait for the pipeline to draft everything.
     let store = &running.state.store;

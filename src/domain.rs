@@ -14,6 +14,7 @@ pub mod classify;
 pub mod draft;
 pub mod entity;
 pub mod event;
+pub mod facts;
 pub mod guard;
 pub mod linear;
 pub mod mask;

@@ -2,7 +2,8 @@
 //!
 //! Module map, in the order a buyer message travels (docs/architecture.md has the picture and the
 //! dependency rule; imports only point down this list, and a test keeps it so):
-//! - [`adapters`]: the external systems (websocket bridge, Chatwoot, Taobao TMC), in and out;
+//! - [`adapters`]: the external systems (websocket bridge, Chatwoot, Taobao TMC, WeChat customer
+//!   service), in and out;
 //! - [`intake`]: the one door into the inbox (webhook, websocket and Chatwoot all call it);
 //! - [`store`]: persistence, typed per table (SQLite with one writer thread, or PostgreSQL);
 //! - [`pipeline`]: processors claim messages, draft them and commit every effect at once;

@@ -10,7 +10,7 @@ use crate::{
     domain::{event::InboundEvent, guard::Verdict},
     state::{AppState, now_ms},
     store::{
-        StoreError, audit, conversations,
+        StoreError, audit, budget, conversations,
         drafts::{self, DraftRow, DraftStatus},
         inbox, sends,
     },
@@ -40,6 +40,9 @@ pub enum ReviewError {
     /// A rejection without a reason.
     #[error("a rejection needs a reason")]
     EmptyReason,
+    /// The channel's reply budget allows no more replies in the conversation now (why).
+    #[error("{0}")]
+    OverBudget(String),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -81,6 +84,13 @@ fn open_for_decision(d: &DraftRow) -> Result<(), ReviewError> {
 /// Sends `text` for draft `d` on behalf of `who`, recording the decision.
 async fn queue_send(s: &AppState, who: &str, d: &DraftRow, text: &str, status: DraftStatus) -> Result<(), ReviewError> {
     let now = now_ms();
+    // The channel's reply budget: a draft beyond it cannot be sent.
+    if let Some(b) = s.platform.reply_budget(&d.shop_id) {
+        let st = budget::standing(&s.store, b, &d.shop_id, &d.conversation_id, now).await?;
+        if let Some(why) = st.queued.spent {
+            return Err(ReviewError::OverBudget(b.explain(why)));
+        }
+    }
     let kind = if status == DraftStatus::Edited { "edit" } else { "approve" };
     let counts = s
         .store

@@ -430,6 +430,7 @@ pub use sqlite::Write;
 
 pub mod audit;
 pub mod autonomy;
+pub mod budget;
 pub mod calls;
 pub mod conversations;
 pub mod drafts;
@@ -440,3 +441,4 @@ pub mod outbox;
 pub mod promises;
 pub mod sends;
 pub mod users;
+pub mod wecom;

@@ -168,6 +168,7 @@ pub fn map_event(v: &Value, shop: &str, account: i64) -> Result<Intake, String> 
                 .map(|x| Attachment {
                     kind: x["file_type"].as_str().unwrap_or("file").to_owned(),
                     url: x["data_url"].as_str().map(str::to_owned),
+                    media_id: None,
                 })
                 .collect()
         })

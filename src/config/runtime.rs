@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use anyhow::{Context, Result, bail};
 
-use super::{chatwoot::ChatwootConfig, tmc, webhooks::Webhooks, websocket::WsConfig};
+use super::{Settings, chatwoot::ChatwootConfig, tmc, webhooks::Webhooks, websocket::WsConfig, wecom::WecomConfig};
 use crate::domain::{role::Role, sign::Secret};
 
 /// Service settings beyond `shouhou.toml`: where to listen, the database, the platform,
@@ -36,6 +36,84 @@ pub struct ServiceConfig {
     pub chatwoot: Option<ChatwootConfig>,
     /// The Taobao message service client, when `[tmc]` is enabled (secret resolved).
     pub tmc: Option<tmc::Options>,
+    /// The WeChat customer-service adapter, when configured.
+    pub wecom: Option<WecomConfig>,
+}
+
+/// Attempts before a send or a handoff is given up.
+pub const MAX_SEND_ATTEMPTS: i64 = 12;
+
+/// The command-line flags of `shouhou serve`.
+#[derive(Debug, Clone)]
+pub struct ServeFlags {
+    /// Database URL.
+    pub database_url: String,
+    /// Where replies are POSTed.
+    pub platform_url: String,
+    /// This instance's name in claims.
+    pub instance: String,
+    /// Processor tasks.
+    pub processors: usize,
+    /// Sends per second per shop.
+    pub rate_per_shop: u32,
+}
+
+impl ServiceConfig {
+    /// The settings of `shouhou serve`: the flags, the service's sections of `shouhou.toml`, and
+    /// the secrets from the environment (`SHOUHOU_SHOP_SECRETS`, `SHOUHOU_API_TOKENS`,
+    /// `SHOUHOU_WEBHOOK_SECRETS` and each adapter's).
+    ///
+    /// # Errors
+    /// A malformed or missing secret (the message names the variable), or no way for events to
+    /// come in (no shop secret and no adapter).
+    pub fn from_env(settings: &Settings, flags: ServeFlags) -> Result<Self> {
+        let env = |k: &str| std::env::var(k).ok();
+        let shops = parse_shop_secrets(&env("SHOUHOU_SHOP_SECRETS").unwrap_or_default())?;
+        let websocket = settings
+            .websocket
+            .as_ref()
+            .map(|w| WsConfig::from_file(w, env(super::websocket::TOKEN_ENV)))
+            .transpose()?;
+        let chatwoot = settings
+            .chatwoot
+            .as_ref()
+            .map(|c| {
+                use super::chatwoot::{SECRET_ENV, TOKEN_ENV, URL_TOKEN_ENV};
+                ChatwootConfig::from_file(c, env(TOKEN_ENV), env(SECRET_ENV), env(URL_TOKEN_ENV))
+            })
+            .transpose()?;
+        let wecom = settings
+            .wecom
+            .as_ref()
+            .map(|w| {
+                use super::wecom::{AES_KEY_ENV, SECRET_ENV, TOKEN_ENV};
+                WecomConfig::from_file(w, env(TOKEN_ENV), env(AES_KEY_ENV), env(SECRET_ENV))
+            })
+            .transpose()?;
+        let tmc = tmc::resolve(settings.tmc.as_ref(), env(tmc::SECRET_ENV))?;
+        // Signed webhook intake needs shop secrets unless an adapter brings the events.
+        if shops.is_empty() && websocket.is_none() && chatwoot.is_none() && wecom.is_none() {
+            bail!("SHOUHOU_SHOP_SECRETS is empty: set shop-id=whsec_… for every shop that sends events");
+        }
+        let api_tokens = parse_api_tokens(&env("SHOUHOU_API_TOKENS").unwrap_or_default())?;
+        let webhook_secrets =
+            parse_named_secrets("SHOUHOU_WEBHOOK_SECRETS", &env("SHOUHOU_WEBHOOK_SECRETS").unwrap_or_default())?;
+        Ok(Self {
+            database_url: flags.database_url,
+            platform_url: flags.platform_url,
+            shops,
+            api_tokens,
+            instance: flags.instance,
+            processors: flags.processors,
+            rate_per_shop: flags.rate_per_shop,
+            max_send_attempts: MAX_SEND_ATTEMPTS,
+            webhooks: Webhooks::new(&settings.webhooks, &webhook_secrets)?,
+            websocket,
+            chatwoot,
+            tmc,
+            wecom,
+        })
+    }
 }
 
 impl std::fmt::Debug for ServiceConfig {

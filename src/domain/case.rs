@@ -11,8 +11,15 @@ use aho_corasick::{AhoCorasick, MatchKind};
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
-use super::policy::Policy;
-use super::{Analysis, catalog::LoadError, event::InboundEvent, money::Money, normalize::Normalizer};
+use super::{
+    Analysis,
+    catalog::LoadError,
+    event::InboundEvent,
+    facts::{self, Parcel, Refund, Returns, Shipping},
+    money::Money,
+    normalize::Normalizer,
+    policy::Policy,
+};
 
 /// Where a case stands (seed 001's flow).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -94,6 +101,19 @@ pub struct Case {
     /// Messages seen.
     #[serde(default)]
     pub turns: u32,
+    /// Promises made so far and still standing, one per kind (the latest): a later reply
+    /// quotes them instead of making a new one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub promises: Vec<Promised>,
+}
+
+/// A promise made earlier in the conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Promised {
+    /// What was promised (`ship`, `refund`, …, as in [`Action::Promise`]).
+    pub what: String,
+    /// When it is due.
+    pub due_at: Timestamp,
 }
 
 /// Something the edges must do or track.
@@ -166,6 +186,9 @@ pub struct Plan {
     pub case: Case,
     /// Variables for the templates that only the case logic knows.
     pub vars: PlanVars,
+    /// What an automatic reply would need and the data lacks (`order.paid_at`,
+    /// `message.single_request`, …); not empty means a person reviews the draft.
+    pub needs: Vec<String>,
 }
 
 /// Template variables decided by the case logic.
@@ -173,12 +196,23 @@ pub struct Plan {
 pub struct PlanVars {
     /// Whole days between signing and the message, or -1.
     pub days_since_signed: i64,
+    /// The ship deadline a `shipping_urge` step states, when it states one.
+    pub ship_due: Option<Timestamp>,
+    /// That deadline is the order's own date (`ship_by`), not the shop's SLA.
+    pub ship_due_by_order: bool,
+    /// Whole hours since the parcel's latest tracking event, when it is stuck.
+    pub stuck_hours: Option<i64>,
+    /// Earlier promises this reply quotes instead of renewing them: kind and due time.
+    pub promised: Vec<(String, Timestamp)>,
 }
 
 /// Follow-up cue words (`intents/dialogue.toml`).
 pub struct Dialogue {
     cues: AhoCorasick,
     kinds: Vec<Cue>,
+    courtesy: AhoCorasick,
+    earlier_promise: Option<AhoCorasick>,
+    request: Option<AhoCorasick>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -194,6 +228,11 @@ struct DialogueFile {
     accept: Vec<String>,
     refuse: Vec<String>,
     storage: Vec<String>,
+    courtesy: Vec<String>,
+    #[serde(default)]
+    earlier_promise: Vec<String>,
+    #[serde(default)]
+    request: Vec<String>,
 }
 
 /// What a follow-up message says about the case.
@@ -205,6 +244,13 @@ pub struct Signals {
     pub refused: bool,
     /// Tells how food was stored.
     pub storage: bool,
+    /// Nothing but greetings, thanks and acknowledgements.
+    pub courtesy_only: bool,
+    /// Refers to something the shop said or showed before.
+    pub earlier_promise: bool,
+    /// Asks for something besides what the intents found cover (set by the drafting step,
+    /// which knows the intents' evidence).
+    pub other_request: bool,
 }
 
 impl Dialogue {
@@ -236,7 +282,50 @@ impl Dialogue {
             .match_kind(MatchKind::LeftmostLongest)
             .build(&pats)
             .map_err(|e| err("-", e.to_string()))?;
-        Ok(Self { cues, kinds })
+        let list = |name: &str, words: &[String]| -> Result<Option<AhoCorasick>, LoadError> {
+            let mut pats = Vec::new();
+            for (i, w) in words.iter().enumerate() {
+                let n = normalizer.normalize(w).text;
+                if n.is_empty() {
+                    return Err(err(&format!("{name}[{i}]"), "empty cue".into()));
+                }
+                pats.push(n);
+            }
+            if pats.is_empty() {
+                return Ok(None);
+            }
+            AhoCorasick::builder()
+                .match_kind(MatchKind::LeftmostLongest)
+                .build(&pats)
+                .map(Some)
+                .map_err(|e| err(name, e.to_string()))
+        };
+        let courtesy =
+            list("courtesy", &file.courtesy)?.ok_or_else(|| err("courtesy", "needs at least one word".into()))?;
+        let earlier_promise = list("earlier_promise", &file.earlier_promise)?;
+        let request = list("request", &file.request)?;
+        Ok(Self { cues, kinds, courtesy, earlier_promise, request })
+    }
+
+    /// Whether a normalized text is nothing but courtesy words: once they are taken out, no
+    /// letter or digit is left.
+    #[must_use]
+    pub fn courtesy_only(&self, normalized: &str) -> bool {
+        let mut rest = String::with_capacity(normalized.len());
+        let mut at = 0;
+        for m in self.courtesy.find_iter(normalized) {
+            rest.push_str(&normalized[at..m.start()]);
+            at = m.end();
+        }
+        rest.push_str(&normalized[at..]);
+        !normalized.trim().is_empty() && !rest.chars().any(char::is_alphanumeric)
+    }
+
+    /// Whether a normalized text asks for something (`request` cues): used on what is left of
+    /// a message once the found intents' own words are taken out.
+    #[must_use]
+    pub fn asks_more(&self, normalized: &str) -> bool {
+        self.request.as_ref().is_some_and(|r| r.is_match(normalized))
     }
 
     /// Reads the signals of a normalized message. A refusal wins over an acceptance it
@@ -254,6 +343,8 @@ impl Dialogue {
         if s.refused {
             s.accepted = false;
         }
+        s.courtesy_only = self.courtesy_only(normalized);
+        s.earlier_promise = self.earlier_promise.as_ref().is_some_and(|a| a.is_match(normalized));
         s
     }
 }
@@ -314,6 +405,7 @@ pub const STEPS: &[&str] = &[
     "order_info_query.also",
     "no_reason_return.conditions",
     "no_reason_return.excluded",
+    "no_reason_return.late",
     "no_reason_return.also",
     "damaged_item.ask_photo",
     "damaged_item.offer",
@@ -325,11 +417,22 @@ pub const STEPS: &[&str] = &[
     "quality_issue.offer",
     "quality_issue.also",
     "not_received.in_transit",
+    "not_received.untracked",
+    "not_received.stuck",
     "not_received.signed_not_received",
+    "not_received.check",
     "not_received.also",
+    "shipping_urge.unpaid",
     "shipping_urge.answer",
+    "shipping_urge.promised",
+    "shipping_urge.earlier_promise",
+    "shipping_urge.late",
+    "shipping_urge.shipped",
+    "shipping_urge.closed",
+    "shipping_urge.check",
     "shipping_urge.also",
     "refund_progress.answer",
+    "refund_progress.none",
     "refund_progress.status",
     "refund_progress.also",
     "return_howto.answer",
@@ -373,13 +476,47 @@ struct Part {
     stage: Stage,
     actions: Vec<Action>,
     offer: Option<&'static str>,
+    /// Facts the step states that the data lacks.
+    needs: Vec<&'static str>,
+    vars: PlanVars,
 }
 
 impl Part {
     fn new(step: &'static str, group: Group, stage: Stage) -> Self {
-        Self { step, route: Route::Review, group, faq: false, stage, actions: Vec::new(), offer: None }
+        Self {
+            step,
+            route: Route::Review,
+            group,
+            faq: false,
+            stage,
+            actions: Vec::new(),
+            offer: None,
+            needs: Vec::new(),
+            vars: PlanVars::default(),
+        }
+    }
+
+    fn needs(mut self, needs: impl IntoIterator<Item = &'static str>) -> Self {
+        self.needs.extend(needs);
+        self
     }
 }
+
+/// Promise kinds a later reply quotes instead of renewing (their templates read `promised.*`).
+pub const QUOTED: [&str; 2] = ["ship", "refund"];
+
+/// The need named when a message asks for more than one thing, or for more than courtesy
+/// where only courtesy would be answered.
+pub const SINGLE_REQUEST: &str = "message.single_request";
+/// The need named when the buyer cites a promise this conversation holds no record of.
+pub const EARLIER_PROMISE: &str = "conversation.earlier_promise";
+
+fn limits(s: &Policy) -> facts::Limits {
+    facts::Limits { ship_hours: s.sla.ship_hours, stuck_hours: s.stuck_hours, return_days: RETURN_DAYS }
+}
+
+/// Days after signing a no-reason return is open (Consumer Protection Law art. 25).
+pub const RETURN_DAYS: u32 = 7;
 
 /// Decides the reply plan for one message.
 #[must_use]
@@ -429,6 +566,7 @@ pub fn plan(input: &Input<'_>) -> Plan {
             actions: Vec::new(),
             case,
             vars: vars(input),
+            needs: Vec::new(),
         };
     }
     if let Some(first) = order.iter().find(|i| !ESCALATING.contains(*i) && **i != "greeting") {
@@ -440,6 +578,28 @@ pub fn plan(input: &Input<'_>) -> Plan {
     let mut route = Route::Auto;
     let mut faq = true;
     let mut group = Group::Reception;
+    let mut needs: Vec<&'static str> = Vec::new();
+    let mut pv = vars(input);
+    // An automatic answer answers one request: a second one in the message, or anything but
+    // courtesy where a greeting would be answered, needs a person.
+    let requests = order.iter().filter(|i| **i != "greeting").count();
+    if requests > 1 || input.signals.other_request || (order[0] == "greeting" && !input.signals.courtesy_only) {
+        needs.push(SINGLE_REQUEST);
+    }
+    // Facts dated after the message are not current: nothing is sent on them without a person.
+    if let Some(o) = input.event.order.as_ref() {
+        let last_event = o.logistics.as_ref().and_then(|l| l.last_event_at);
+        for (t, name) in [
+            (o.paid_at, "order.paid_at"),
+            (o.shipped_at, "order.shipped_at"),
+            (o.signed_at, "order.signed_at"),
+            (last_event, "order.logistics.last_event_at"),
+        ] {
+            if t.is_some_and(|t| t > input.now) {
+                needs.push(name);
+            }
+        }
+    }
     for (i, intent) in order.iter().enumerate().take(3) {
         let part = flow(intent, input, &case);
         if i == 0 {
@@ -458,6 +618,15 @@ pub fn plan(input: &Input<'_>) -> Plan {
         route = route.max(part.route);
         faq &= part.faq;
         group = group.max(part.group);
+        for n in part.needs {
+            if !needs.contains(&n) {
+                needs.push(n);
+            }
+        }
+        pv.ship_due = pv.ship_due.or(part.vars.ship_due);
+        pv.ship_due_by_order |= part.vars.ship_due_by_order;
+        pv.stuck_hours = pv.stuck_hours.or(part.vars.stuck_hours);
+        pv.promised.extend(part.vars.promised);
         for a in part.actions {
             if !actions.contains(&a) {
                 actions.push(a);
@@ -476,16 +645,48 @@ pub fn plan(input: &Input<'_>) -> Plan {
     } else {
         case.last_step = steps.first().cloned();
     }
+    // A promise already standing is quoted, not renewed: the new one is dropped and the
+    // templates see the earlier due time (for the kinds whose templates quote it).
+    actions.retain(|a| match a {
+        Action::Promise { what, .. } if QUOTED.contains(what) => {
+            match case.promises.iter().find(|p| p.what == *what && p.due_at > input.now) {
+                Some(p) => {
+                    if !pv.promised.iter().any(|(w, _)| w == what) {
+                        pv.promised.push(((*what).to_owned(), p.due_at));
+                    }
+                    false
+                }
+                None => true,
+            }
+        }
+        _ => true,
+    });
+    // Only the quoted kinds are kept: the others are renewed by each reply that makes them.
+    for a in &actions {
+        if let Action::Promise { what, due_at } = a
+            && QUOTED.contains(what)
+        {
+            case.promises.retain(|p| p.what != *what);
+            case.promises.push(Promised { what: (*what).to_owned(), due_at: *due_at });
+        }
+    }
     if route == Route::Escalate {
         case.escalated = true;
         case.stage = Stage::Record;
     }
+    if route == Route::Auto && !needs.is_empty() {
+        route = Route::Review;
+    }
+    // A draft that could never go out on its own (not an FAQ answer) names only missing facts.
+    if !faq {
+        needs.retain(|n| *n != SINGLE_REQUEST);
+    }
     case.group = case.group.max(group);
-    Plan { steps, route, faq, actions, case, vars: vars(input) }
+    Plan { steps, route, faq, actions, case, vars: pv, needs: needs.into_iter().map(str::to_owned).collect() }
 }
 
 fn vars(input: &Input<'_>) -> PlanVars {
-    PlanVars { days_since_signed: days_since_signed(input).unwrap_or(-1) }
+    PlanVars { days_since_signed: days_since_signed(input).unwrap_or(-1), ..PlanVars::default() }
 }
 
 /// Days between signing and the message, from the order or from what the buyer says
@@ -653,15 +854,14 @@ fn flow(intent: &str, input: &Input<'_>, case: &Case) -> Part {
                 Part::new("order_info_query.other_account", Group::Reception, Stage::Verify)
             }
         }
-        "no_reason_return" => {
-            if input.event.order.as_ref().is_some_and(super::event::Order::all_excluded_from_no_reason) {
-                return Part::new("no_reason_return.excluded", Group::ReturnsRefunds, Stage::Negotiate);
+        "no_reason_return" => match facts::returns(input.event.order.as_ref(), input.now, limits(s)) {
+            Returns::Excluded => Part::new("no_reason_return.excluded", Group::ReturnsRefunds, Stage::Negotiate),
+            Returns::Late { .. } => Part::new("no_reason_return.late", Group::ReturnsRefunds, Stage::Negotiate),
+            Returns::Open => faq_part("no_reason_return.conditions", Group::ReturnsRefunds, None),
+            Returns::Unknown(need) => {
+                faq_part("no_reason_return.conditions", Group::ReturnsRefunds, None).needs([need])
             }
-            let mut p = Part::new("no_reason_return.conditions", Group::ReturnsRefunds, Stage::Resolve);
-            p.faq = true;
-            p.route = Route::Auto;
-            p
-        }
+        },
         "damaged_item" | "missing_item" | "quality_issue" => {
             let group = if intent == "quality_issue" { Group::ReturnsRefunds } else { Group::Exceptions };
             let (ask, off) = match intent {
@@ -681,49 +881,52 @@ fn flow(intent: &str, input: &Input<'_>, case: &Case) -> Part {
             p.offer = Some(what);
             p
         }
-        "not_received" => {
-            let signed = input
-                .event
-                .order
-                .as_ref()
-                .is_some_and(|o| o.signed_at.is_some() || o.status.as_deref() == Some("signed"));
-            let mut p = Part::new(
-                if signed { "not_received.signed_not_received" } else { "not_received.in_transit" },
-                Group::Exceptions,
-                Stage::Verify,
-            );
-            p.actions.push(promise(input, "callback", sla.callback_hours));
-            p
-        }
-        "shipping_urge" => {
-            faq_part("shipping_urge.answer", Group::Reception, Some(promise(input, "ship", sla.ship_hours)))
-        }
+        "not_received" => match if input.event.order.is_some() && !orderer {
+            Shipping::Unknown("order.buyer_account_id")
+        } else {
+            facts::shipping(input.event.order.as_ref(), input.now, limits(s))
+        } {
+            // Not shipped yet: what the buyer waits for is the shipment.
+            Shipping::Due { .. } | Shipping::Late { .. } | Shipping::Unpaid => flow("shipping_urge", input, case),
+            Shipping::Sent(parcel) => not_received(input, parcel),
+            Shipping::Closed => Part::new("not_received.check", Group::Exceptions, Stage::Verify),
+            Shipping::Unknown(need) => {
+                let mut p = Part::new("not_received.check", Group::Exceptions, Stage::Verify).needs([need]);
+                p.actions.push(promise(input, "callback", sla.callback_hours));
+                p
+            }
+        },
+        "shipping_urge" => shipping_urge(input, case),
         "refund_progress" => {
-            // The latest refund status (from the Taobao message service) answers the question
-            // itself; only the ordering account may hear it.
-            match input.event.order.as_ref().and_then(|o| o.refund_status.as_deref()).filter(|_| orderer) {
-                Some(status) => {
-                    let open = !matches!(status, "success" | "closed" | "seller_refused");
-                    let mut p = faq_part(
-                        "refund_progress.status",
-                        Group::ReturnsRefunds,
-                        open.then(|| promise(input, "refund", sla.refund_hours)),
-                    );
-                    // A refund that was turned down or closed needs a person to look at it.
-                    if matches!(status, "closed" | "seller_refused") {
-                        p.faq = false;
-                        p.route = Route::Review;
-                    }
+            // The latest refund status (from the Taobao message service or the adapter) answers
+            // the question itself; only the ordering account may hear it.
+            let order = input.event.order.as_ref().filter(|_| orderer);
+            match facts::refund(order) {
+                Refund::Unknown(need) => {
+                    let need = if orderer || input.event.order.is_none() { need } else { "order.buyer_account_id" };
+                    let mut p = Part::new("refund_progress.answer", Group::ReturnsRefunds, Stage::Verify).needs([need]);
+                    p.actions.push(promise(input, "callback", sla.callback_hours));
                     p
                 }
-                None => faq_part(
-                    "refund_progress.answer",
+                Refund::NotRequested => faq_part("refund_progress.none", Group::ReturnsRefunds, None),
+                Refund::WaitingShop | Refund::Approved | Refund::Returning => faq_part(
+                    "refund_progress.status",
                     Group::ReturnsRefunds,
                     Some(promise(input, "refund", sla.refund_hours)),
                 ),
+                Refund::Refunded => faq_part("refund_progress.status", Group::ReturnsRefunds, None),
+                // A refund that was turned down or closed needs a person to look at it.
+                Refund::Stopped => Part::new("refund_progress.status", Group::ReturnsRefunds, Stage::Verify),
             }
         }
-        "return_howto" => faq_part("return_howto.answer", Group::ReturnsRefunds, None),
+        "return_howto" => match facts::returns(input.event.order.as_ref(), input.now, limits(s)) {
+            // Nothing in the order can go back without a reason: say so kindly, a person follows.
+            Returns::Excluded => Part::new("no_reason_return.excluded", Group::ReturnsRefunds, Stage::Negotiate),
+            Returns::Unknown(need) if need != "order.signed_at" => {
+                faq_part("return_howto.answer", Group::ReturnsRefunds, None).needs([need])
+            }
+            _ => faq_part("return_howto.answer", Group::ReturnsRefunds, None),
+        },
         "invoice" => faq_part("invoice.answer", Group::Reception, Some(promise(input, "invoice", sla.invoice_hours))),
         "greeting" => faq_part("greeting.reply", Group::Reception, None),
         "price_difference" => {
@@ -752,6 +955,101 @@ fn flow(intent: &str, input: &Input<'_>, case: &Case) -> Part {
             p
         }
     }
+}
+
+/// `shipping_urge`: the answer follows the order's state; a deadline is stated only when the
+/// order gives one, and a deadline already promised in this conversation is quoted.
+fn shipping_urge(input: &Input<'_>, case: &Case) -> Part {
+    let s = input.settings;
+    let order = input.event.order.as_ref();
+    let earlier = case.promises.iter().find(|p| p.what == "ship");
+    // The order's facts are told only to the account that placed it.
+    let state = if order.is_some() && !input.event.from_orderer() {
+        Shipping::Unknown("order.buyer_account_id")
+    } else {
+        facts::shipping(order, input.now, limits(s))
+    };
+    // The conversation's own promise counts like the order's deadline: past it is late.
+    let state = match (state, earlier) {
+        (Shipping::Due { due, .. }, Some(p)) if p.due_at <= input.now => Shipping::Late { due: due.min(p.due_at) },
+        (st, _) => st,
+    };
+    match state {
+        Shipping::Unknown(need) => {
+            let mut p = Part::new("shipping_urge.check", Group::Reception, Stage::Verify).needs([need]);
+            p.actions.push(promise(input, "callback", s.sla.callback_hours));
+            p
+        }
+        Shipping::Unpaid => faq_part("shipping_urge.unpaid", Group::Reception, None),
+        Shipping::Closed => Part::new("shipping_urge.closed", Group::Reception, Stage::Verify),
+        Shipping::Late { due } => {
+            let mut p = Part::new("shipping_urge.late", Group::Exceptions, Stage::Record);
+            p.route = Route::Escalate;
+            let hours = input.now.duration_since(due).as_hours();
+            p.actions.push(Action::Escalate {
+                reasons: vec![format!("not shipped {hours} h after the ship deadline; no new ship promise was made")],
+            });
+            p.actions.push(promise(input, "callback", s.sla.callback_hours));
+            p
+        }
+        Shipping::Due { due, by_order } => {
+            if let Some(p) = earlier.filter(|p| p.due_at > input.now) {
+                // Promised before: quote that promise, make no new one.
+                let mut part = faq_part("shipping_urge.promised", Group::Reception, None);
+                part.vars.promised.push(("ship".to_owned(), p.due_at));
+                return part;
+            }
+            if input.signals.earlier_promise {
+                // The buyer cites a promise this conversation has no record of: a person checks
+                // what was said before anything new is promised.
+                let mut p = Part::new("shipping_urge.earlier_promise", Group::Reception, Stage::Verify)
+                    .needs([EARLIER_PROMISE]);
+                p.actions.push(promise(input, "callback", s.sla.callback_hours));
+                return p;
+            }
+            let mut p =
+                faq_part("shipping_urge.answer", Group::Reception, Some(Action::Promise { what: "ship", due_at: due }));
+            p.vars.ship_due = Some(due);
+            p.vars.ship_due_by_order = by_order;
+            p
+        }
+        // Signed for, or stuck: the buyer's question is now where the parcel is.
+        Shipping::Sent(parcel @ (Parcel::Signed | Parcel::Stuck { .. })) => not_received(input, parcel),
+        Shipping::Sent(parcel) => {
+            let mut p = faq_part("shipping_urge.shipped", Group::Reception, None);
+            if let Some(o) = order {
+                p.needs.extend(facts::missing_tracking(o));
+            }
+            if parcel == Parcel::Untracked && !p.needs.contains(&"order.logistics.last_event_at") {
+                p.needs.push("order.logistics.last_event_at");
+            }
+            p
+        }
+    }
+}
+
+/// `not_received` for a shipped parcel.
+fn not_received(input: &Input<'_>, parcel: Parcel) -> Part {
+    let sla = input.settings.sla;
+    let order = input.event.order.as_ref();
+    let mut p = match parcel {
+        Parcel::Signed => Part::new("not_received.signed_not_received", Group::Exceptions, Stage::Verify),
+        Parcel::Stuck { hours } => {
+            let mut p = Part::new("not_received.stuck", Group::Exceptions, Stage::Verify);
+            p.vars.stuck_hours = Some(hours);
+            p
+        }
+        Parcel::Moving => Part::new("not_received.in_transit", Group::Exceptions, Stage::Verify),
+        Parcel::Untracked => Part::new("not_received.untracked", Group::Exceptions, Stage::Verify)
+            .needs(["order.logistics.last_event_at"]),
+    };
+    if matches!(parcel, Parcel::Moving | Parcel::Stuck { .. })
+        && let Some(o) = order
+    {
+        p.needs.extend(facts::missing_tracking(o));
+    }
+    p.actions.push(promise(input, "callback", sla.callback_hours));
+    p
 }
 
 fn faq_part(step: &'static str, group: Group, promise: Option<Action>) -> Part {

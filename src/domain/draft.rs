@@ -17,6 +17,7 @@ use super::{
     catalog::LoadError,
     event::InboundEvent,
     guard::{Guard, GuardContext, Protected, Verdict},
+    money::Money,
     schedule::History,
     templates::{Templates, fnv1a},
 };
@@ -58,6 +59,11 @@ pub struct Draft {
     pub steps: Vec<String>,
     /// The case after this message (feed it to the next message of the conversation).
     pub case: Case,
+    /// What an automatic reply would need that the order, refund, parcel or message does not
+    /// give (`order.paid_at`, `order.logistics.tracking_no`, `message.single_request`, …);
+    /// when not empty the draft waits for a person. Omitted when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub needs: Vec<String>,
 }
 
 impl Assistant {
@@ -71,9 +77,9 @@ impl Assistant {
         let normalizer = &understanding.catalog.normalizer;
         let guard = Guard::load(&templates.join("guard.toml"), normalizer)?;
         let dialogue = Dialogue::load(&intents.join("dialogue.toml"), normalizer)?;
-        let fixture = fixture_context(&settings);
+        let fixtures = [fixture_context(&settings), sparse_fixture_context(&settings)];
         let templates_dir = templates.to_owned();
-        let templates = Templates::load(templates, case::STEPS, &fixture, &guard, normalizer)?;
+        let templates = Templates::load(templates, case::STEPS, &fixtures, &guard, normalizer)?;
         Ok(Self { understanding, guard, templates, dialogue, settings, templates_dir })
     }
 
@@ -81,7 +87,8 @@ impl Assistant {
     #[must_use]
     pub fn draft(&self, case: &Case, event: &InboundEvent, now: Timestamp) -> Draft {
         let analysis = self.understanding.analyze(&event.text);
-        let signals = self.dialogue.signals(&analysis.normalized);
+        let mut signals = self.dialogue.signals(&analysis.normalized);
+        signals.other_request = self.asks_more(&event.text, &analysis.intents);
         let plan: Plan =
             case::plan(&case::Input { case, event, analysis: &analysis, signals, settings: &self.settings, now });
         let mut actions = plan.actions.clone();
@@ -129,7 +136,24 @@ impl Assistant {
             stage: plan.case.stage,
             steps: plan.steps,
             case: plan.case,
+            needs: plan.needs,
         }
+    }
+
+    /// Whether the message asks for something besides what the found intents' own words say:
+    /// their evidence is blanked out and the rest is looked at for request cues.
+    fn asks_more(&self, text: &str, intents: &[IntentHit]) -> bool {
+        if intents.is_empty() {
+            return false;
+        }
+        let mut chars: Vec<char> = text.chars().collect();
+        for e in intents.iter().flat_map(|h| &h.evidence) {
+            for c in chars.iter_mut().take(e.span[1]).skip(e.span[0]) {
+                *c = ' ';
+            }
+        }
+        let rest: String = chars.into_iter().collect();
+        self.dialogue.asks_more(&self.understanding.catalog.normalizer.normalize(&rest).text)
     }
 
     /// The guard for an outgoing text in the context of `event` (an agent's edit, `check`).
@@ -192,6 +216,12 @@ impl Assistant {
         });
         // Order data only ever reaches templates for the ordering account; `anyone` steps are
         // refused at load if they reference it, and the context lacks it besides.
+        let tz = &s.timezone;
+        if !plan.vars.promised.is_empty() {
+            let promised: serde_json::Map<String, serde_json::Value> =
+                plan.vars.promised.iter().map(|(w, t)| (w.clone(), when(*t, tz))).collect();
+            v["promised"] = serde_json::Value::Object(promised);
+        }
         if orderer {
             let o = event.order.as_ref();
             v["order"] = json!({
@@ -199,6 +229,44 @@ impl Assistant {
                 "item": o.and_then(|o| o.items.first()).map(|i| i.title.clone()).unwrap_or_default(),
                 "refund_status": o.and_then(|o| o.refund_status.clone()).unwrap_or_default(),
             });
+            // Facts, present only when the data has them (a template that states one must
+            // test `is defined`; strict rendering refuses the rest).
+            let fact = |v: &mut serde_json::Value, k: &str, x: Option<serde_json::Value>| {
+                if let Some(x) = x {
+                    v["order"][k] = x;
+                }
+            };
+            let nonempty = |x: &Option<String>| x.as_deref().map(str::trim).filter(|x| !x.is_empty()).map(|x| json!(x));
+            if let Some(o) = o {
+                fact(
+                    &mut v,
+                    "refund_amount",
+                    o.refund_amount.as_deref().and_then(|a| Money::parse(a).ok()).map(|m| json!(m.to_string())),
+                );
+                fact(&mut v, "refund_to", nonempty(&o.refund_to));
+                fact(&mut v, "paid_at", o.paid_at.map(|t| when(t, tz)));
+                fact(&mut v, "shipped_at", o.shipped_at.map(|t| when(t, tz)));
+                fact(&mut v, "signed_at", o.signed_at.map(|t| when(t, tz)));
+                if let Some(l) = &o.logistics {
+                    let mut lv = json!({});
+                    for (k, x) in [
+                        ("carrier", nonempty(&l.carrier)),
+                        ("tracking_no", nonempty(&l.tracking_no)),
+                        ("last_event", nonempty(&l.last_event)),
+                        ("last_event_at", l.last_event_at.map(|t| when(t, tz))),
+                    ] {
+                        if let Some(x) = x {
+                            lv[k] = x;
+                        }
+                    }
+                    v["order"]["logistics"] = lv;
+                }
+            }
+            fact(&mut v, "ship_due", plan.vars.ship_due.map(|t| when(t, tz)));
+            if plan.vars.ship_due.is_some() {
+                v["order"]["ship_due_by_order"] = json!(plan.vars.ship_due_by_order);
+            }
+            fact(&mut v, "stuck_hours", plan.vars.stuck_hours.map(|h| json!(h)));
             v["new_address"] = json!(
                 plan.actions
                     .iter()
@@ -223,6 +291,26 @@ impl Assistant {
     }
 }
 
+/// The fixture context without any optional fact (no times, parcel, refund amount, earlier
+/// promise): the branches of a template for missing facts are validated with it.
+#[must_use]
+pub fn sparse_fixture_context(s: &Policy) -> Value {
+    Value::from(Serde(json!({
+        "shop": {"name": s.shop.name, "agent_name": s.shop.agent_name},
+        "sla": s.sla,
+        "amounts": {"compensation": s.wrong_item_keep.to_string()},
+        "case": {"storage_known": false, "evidence_received": false, "days_since_signed": -1},
+        "order": {"order_id": "", "item": "", "refund_status": ""},
+        "new_address": "",
+    })))
+}
+
+/// A time as templates state it, in the shop's time zone: `month`, `day` and `hm` ("20:00").
+fn when(t: Timestamp, tz: &jiff::tz::TimeZone) -> serde_json::Value {
+    let z = t.to_zoned(tz.clone());
+    json!({"month": z.month(), "day": z.day(), "hm": z.strftime("%H:%M").to_string()})
+}
+
 /// The context every template variant is validated with (fake data).
 #[must_use]
 pub fn fixture_context(s: &Policy) -> Value {
@@ -231,7 +319,18 @@ pub fn fixture_context(s: &Policy) -> Value {
         "sla": s.sla,
         "amounts": {"compensation": s.wrong_item_keep.to_string()},
         "case": {"storage_known": false, "evidence_received": false, "days_since_signed": 2},
-        "order": {"order_id": "1000000000000000001", "item": "fixture item", "refund_status": "wait_seller_agree"},
+        "order": {
+            "order_id": "1000000000000000001", "item": "fixture item", "refund_status": "wait_seller_agree",
+            "refund_amount": "39.9", "refund_to": "fixture wallet",
+            "paid_at": {"month": 11, "day": 20, "hm": "20:00"},
+            "shipped_at": {"month": 11, "day": 21, "hm": "10:00"},
+            "signed_at": {"month": 11, "day": 23, "hm": "15:00"},
+            "ship_due": {"month": 11, "day": 22, "hm": "20:00"}, "ship_due_by_order": false,
+            "stuck_hours": 50,
+            "logistics": {"carrier": "fixture carrier", "tracking_no": "SF0000000000", "last_event": "fixture event",
+                          "last_event_at": {"month": 11, "day": 21, "hm": "18:00"}},
+        },
+        "promised": {"ship": {"month": 11, "day": 22, "hm": "20:00"}, "refund": {"month": 11, "day": 22, "hm": "20:00"}},
         "new_address": "fixture address",
     })))
 }

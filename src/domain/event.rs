@@ -54,6 +54,10 @@ pub struct Attachment {
     /// Where it is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
+    /// The platform's media id, where the platform hands out ids instead of URLs (WeCom Kf:
+    /// fetch it with `media/get` within 3 days).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_id: Option<String>,
 }
 
 /// An order.
@@ -73,9 +77,21 @@ pub struct Order {
     /// service fills it in (docs/tmc.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refund_status: Option<String>,
+    /// The refund's amount in yuan ("39.90"), when known (the message service keeps
+    /// `refund_fee`; an adapter may attach it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refund_amount: Option<String>,
+    /// Where the refunded money goes, as the platform words it for the buyer (the payment
+    /// channel, e.g. a wallet balance); replies say "back the way it was paid" when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refund_to: Option<String>,
     /// Paid at.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub paid_at: Option<Timestamp>,
+    /// The latest time the order itself promises to ship by (a presale date, the platform's
+    /// promised ship time), when it has one: a reply never promises later or earlier than this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ship_by: Option<Timestamp>,
     /// Shipped at.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shipped_at: Option<Timestamp>,
@@ -91,6 +107,29 @@ pub struct Order {
     /// Receiver (buyer data: only the ordering account may see it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub receiver: Option<Receiver>,
+    /// The parcel, once the adapter knows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logistics: Option<Logistics>,
+}
+
+/// The parcel as the carrier reports it (every field optional).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Logistics {
+    /// The carrier's name as shown to buyers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub carrier: Option<String>,
+    /// The tracking number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracking_no: Option<String>,
+    /// The latest tracking event, as the carrier words it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_event: Option<String>,
+    /// When the latest tracking event happened.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_event_at: Option<Timestamp>,
+    /// The carrier reports the parcel signed for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed: Option<bool>,
 }
 
 /// A line item.
@@ -244,6 +283,9 @@ impl InboundEvent {
             if let Some(t) = &o.total {
                 Money::parse(t).map_err(|p| EventError { field: "order.total".into(), problem: p })?;
             }
+            if let Some(t) = &o.refund_amount {
+                Money::parse(t).map_err(|p| EventError { field: "order.refund_amount".into(), problem: p })?;
+            }
             for (i, item) in o.items.iter().enumerate() {
                 if let Some(p) = &item.price {
                     Money::parse(p).map_err(|p| EventError { field: format!("order.items[{i}].price"), problem: p })?;
@@ -257,6 +299,25 @@ impl InboundEvent {
     #[must_use]
     pub fn from_orderer(&self) -> bool {
         self.order.as_ref().and_then(|o| o.buyer_account_id.as_deref()).is_some_and(|b| b == self.sender.account_id)
+    }
+
+    /// Moves every time of the event by `by` (the message, the order's dates, the parcel's
+    /// latest event): a recorded conversation replayed today keeps its orders as they stood.
+    pub fn shift_times(&mut self, by: jiff::SignedDuration) {
+        let mv = |t: &mut Option<Timestamp>| {
+            if let Some(x) = t.as_mut() {
+                *x = x.checked_add(by).unwrap_or(*x);
+            }
+        };
+        mv(&mut self.sent_at);
+        if let Some(o) = self.order.as_mut() {
+            for t in [&mut o.paid_at, &mut o.ship_by, &mut o.shipped_at, &mut o.signed_at] {
+                mv(t);
+            }
+            if let Some(l) = o.logistics.as_mut() {
+                mv(&mut l.last_event_at);
+            }
+        }
     }
 
     /// Whether a photo or video came with the message.
@@ -295,7 +356,17 @@ impl Order {
     #[must_use]
     pub fn shipped(&self) -> bool {
         self.shipped_at.is_some()
-            || matches!(self.status.as_deref(), Some("shipped" | "in_transit" | "signed" | "delivered"))
+            || self.signed()
+            || self.logistics.as_ref().is_some_and(|l| l.tracking_no.is_some() || l.last_event_at.is_some())
+            || matches!(self.status.as_deref(), Some("shipped" | "in_transit"))
+    }
+
+    /// Whether the parcel is reported signed for (by the order or by the carrier).
+    #[must_use]
+    pub fn signed(&self) -> bool {
+        self.signed_at.is_some()
+            || self.logistics.as_ref().is_some_and(|l| l.signed == Some(true))
+            || matches!(self.status.as_deref(), Some("signed" | "delivered"))
     }
 }
 

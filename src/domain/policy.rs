@@ -32,6 +32,8 @@ pub struct Policy {
     pub authority: BTreeMap<String, Authority>,
     /// Promise times.
     pub sla: Sla,
+    /// Hours without a tracking event after which a parcel is stuck (`[logistics]`).
+    pub stuck_hours: u32,
     /// Call policy.
     pub calls: CallPolicy,
     /// The autonomy bar.

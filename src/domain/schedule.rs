@@ -3,6 +3,10 @@
 //!
 //! Pure: the time is an argument. The policy checks one proposed call time against the case's
 //! attempt history and computes the next allowed time, DST-correct in the buyer's zone.
+//!
+//! The attempt cap is a [`Budget`]: so many actions, optionally only within a span after an
+//! anchor. Calls use it without a span (3 per case); a chat channel's reply limit uses it with
+//! one (WeCom Kf: 5 replies within 48 h after each buyer message, the anchor).
 
 use jiff::{
     SignedDuration, Timestamp, Zoned,
@@ -24,9 +28,115 @@ pub const MAX_ATTEMPTS_CAP: u32 = 3;
 pub struct CallPolicy {
     window_start: Time,
     window_end: Time,
-    max_attempts: u32,
+    attempts: Budget,
     per_day: u32,
     min_gap: SignedDuration,
+}
+
+/// So many actions, optionally only within a span after an anchor: the one limit type shared by
+/// call attempts (no span; the case is the anchor) and chat replies (the latest buyer message
+/// is the anchor; a new one renews the budget).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    max: u32,
+    within: Option<SignedDuration>,
+}
+
+/// A budget that allows nothing or has a non-positive span.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum BudgetError {
+    /// Zero actions.
+    #[error("a budget must allow at least one action")]
+    Zero,
+    /// A span of zero or less.
+    #[error("a budget's span must be positive")]
+    Span,
+}
+
+/// Where a budget stands at one time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct BudgetCheck {
+    /// Whether one more action is allowed now.
+    pub allowed: bool,
+    /// How many more are allowed now (0 when expired).
+    pub remaining: u32,
+    /// Why not, when not.
+    pub spent: Option<Spent>,
+    /// When the span closes, if it has one and an anchor.
+    #[serde(skip)]
+    pub closes_at: Option<Timestamp>,
+}
+
+/// Why a budget allows nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Spent {
+    /// Every action has been used.
+    Exhausted,
+    /// The span after the anchor is over.
+    Expired,
+    /// A span-bound budget without an anchor (no buyer message yet).
+    NoAnchor,
+}
+
+impl Budget {
+    /// `max` actions, within `within` of the anchor when given.
+    ///
+    /// # Errors
+    /// Zero actions or a non-positive span.
+    pub fn new(max: u32, within: Option<SignedDuration>) -> Result<Self, BudgetError> {
+        if max == 0 {
+            return Err(BudgetError::Zero);
+        }
+        if within.is_some_and(|w| !w.is_positive()) {
+            return Err(BudgetError::Span);
+        }
+        Ok(Self { max, within })
+    }
+
+    /// The most actions.
+    #[must_use]
+    pub fn max(&self) -> u32 {
+        self.max
+    }
+
+    /// The span after the anchor, if any.
+    #[must_use]
+    pub fn within(&self) -> Option<SignedDuration> {
+        self.within
+    }
+
+    /// Why the budget allows nothing, in words for people (API errors, the console's detail line,
+    /// the audit): says how many within what span, and that a new anchor renews it.
+    #[must_use]
+    pub fn explain(&self, why: Spent) -> String {
+        let span = self.within.map_or_else(String::new, |w| format!(" within {} h", w.as_hours()));
+        match why {
+            Spent::Exhausted => format!(
+                "the channel's reply budget is spent: {} replies{span} after the buyer's latest message; it renews when the buyer writes again",
+                self.max
+            ),
+            Spent::Expired => format!(
+                "the channel allows replies only{span} after the buyer's latest message, and that time is over; it renews when the buyer writes again"
+            ),
+            Spent::NoAnchor => "the channel allows replies only after a buyer message, and none is recorded".into(),
+        }
+    }
+
+    /// Where the budget stands at `at` after `used` actions since `anchor`. Without a span the
+    /// anchor and the time do not matter.
+    #[must_use]
+    pub fn check(&self, used: u32, anchor: Option<Timestamp>, at: Timestamp) -> BudgetCheck {
+        let closes_at = self.within.zip(anchor).and_then(|(w, a)| a.checked_add(w).ok());
+        let spent = match (self.within, anchor) {
+            (Some(_), None) => Some(Spent::NoAnchor),
+            (Some(_), Some(_)) if closes_at.is_none_or(|c| at >= c) => Some(Spent::Expired),
+            _ if used >= self.max => Some(Spent::Exhausted),
+            _ => None,
+        };
+        let remaining = if spent.is_some() { 0 } else { self.max - used };
+        BudgetCheck { allowed: spent.is_none(), remaining, spent, closes_at }
+    }
 }
 
 /// A policy that would break the seeds' limits.
@@ -51,7 +161,7 @@ impl Default for CallPolicy {
         Self {
             window_start: WINDOW_START,
             window_end: WINDOW_END,
-            max_attempts: MAX_ATTEMPTS_CAP,
+            attempts: Budget { max: MAX_ATTEMPTS_CAP, within: None },
             per_day: 2,
             min_gap: SignedDuration::from_hours(2),
         }
@@ -83,13 +193,20 @@ impl CallPolicy {
         if min_gap.is_negative() {
             return Err(PolicyError::Gap);
         }
-        Ok(Self { window_start, window_end, max_attempts, per_day, min_gap })
+        let attempts = Budget::new(max_attempts, None).map_err(|_| PolicyError::Attempts(max_attempts))?;
+        Ok(Self { window_start, window_end, attempts, per_day, min_gap })
     }
 
     /// The most attempts per case.
     #[must_use]
     pub fn max_attempts(&self) -> u32 {
-        self.max_attempts
+        self.attempts.max()
+    }
+
+    /// The attempt cap as a [`Budget`] (no span).
+    #[must_use]
+    pub fn attempts(&self) -> Budget {
+        self.attempts
     }
 
     /// The window as `HH:MM-HH:MM` (buyer-local).
@@ -102,7 +219,7 @@ impl CallPolicy {
     /// of the case, and when the next allowed time is.
     #[must_use]
     pub fn check(&self, at: Timestamp, tz: &TimeZone, history: &History) -> CallDecision {
-        if history.count >= self.max_attempts {
+        if !self.attempts.check(history.count, None, at).allowed {
             return CallDecision { allowed: false, reason: Reason::MaxAttempts, next_allowed_at: None };
         }
         let reason = self.first_violation(at, tz, history);

@@ -89,8 +89,10 @@ pub enum RenderError {
 impl Templates {
     /// Loads `dir/replies/*.toml` and `dir/calls.toml` and validates them.
     ///
-    /// `required` lists the `intent.step` keys the case logic can ask for; `fixture` is the
-    /// context every variant is rendered with; `guard` checks each rendering.
+    /// `required` lists the `intent.step` keys the case logic can ask for; `fixtures` are the
+    /// contexts every variant is rendered with (the first is the full one; the others lack the
+    /// optional facts, so the branches for a missing fact are rendered too); `guard` checks each
+    /// rendering.
     ///
     /// # Errors
     /// Unknown keys, an unknown file name, a missing step, a variant that does not parse or
@@ -98,7 +100,7 @@ impl Templates {
     pub fn load(
         dir: &Path,
         required: &[&str],
-        fixture: &Value,
+        fixtures: &[Value],
         guard: &Guard,
         normalizer: &Normalizer,
     ) -> Result<Self, LoadError> {
@@ -153,24 +155,35 @@ impl Templates {
                                 ));
                             }
                         }
-                        let rendered = tmpl.render(fixture).map_err(|e| {
-                            err(path, &tkey, format!("does not render with the fixture context: {e:#}"))
-                        })?;
-                        let ctx = GuardContext {
-                            recipient_is_orderer: step.recipient == Recipient::Orderer,
-                            return_qualifies: name != "excluded",
-                            ..GuardContext::default()
-                        };
-                        let verdict = guard.check(&rendered, &ctx, normalizer);
-                        if !verdict.passed() {
-                            let f = &verdict.findings[0];
-                            let snippet: String =
-                                rendered.chars().skip(f.span[0]).take(f.span[1] - f.span[0]).collect();
-                            return Err(err(
-                                path,
-                                &tkey,
-                                format!("the guard blocks it: {} ({}) at \"{snippet}\"", f.rule, f.message),
-                            ));
+                        for (fi, fixture) in fixtures.iter().enumerate() {
+                            let rendered = match tmpl.render(fixture) {
+                                Ok(r) => r,
+                                // A sparse context may lack what a variant needs; the full one may not.
+                                Err(_) if fi > 0 => continue,
+                                Err(e) => {
+                                    return Err(err(
+                                        path,
+                                        &tkey,
+                                        format!("does not render with the fixture context: {e:#}"),
+                                    ));
+                                }
+                            };
+                            let ctx = GuardContext {
+                                recipient_is_orderer: step.recipient == Recipient::Orderer,
+                                return_qualifies: name != "excluded",
+                                ..GuardContext::default()
+                            };
+                            let verdict = guard.check(&rendered, &ctx, normalizer);
+                            if !verdict.passed() {
+                                let f = &verdict.findings[0];
+                                let snippet: String =
+                                    rendered.chars().skip(f.span[0]).take(f.span[1] - f.span[0]).collect();
+                                return Err(err(
+                                    path,
+                                    &tkey,
+                                    format!("the guard blocks it: {} ({}) at \"{snippet}\"", f.rule, f.message),
+                                ));
+                            }
                         }
                     }
                 }
@@ -204,7 +217,7 @@ impl Templates {
             })?;
             env.get_template(&name)
                 .expect("just added")
-                .render(fixture)
+                .render(&fixtures[0])
                 .map_err(|e| err(&calls_path, &format!("script.steps[{i}]"), format!("does not render: {e:#}")))?;
         }
         let s2t = OpenCC::from_config(BuiltinConfig::S2t)

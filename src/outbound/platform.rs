@@ -21,6 +21,18 @@ pub trait Platform: Send + Sync {
         false
     }
 
+    /// Whether a draft routed to review (not only an escalation) hands the conversation off.
+    /// Default: yes (Chatwoot opens it for its agents).
+    fn hands_off_on_review(&self, _shop: &str) -> bool {
+        true
+    }
+
+    /// The channel's reply budget for `shop` (WeCom Kf: 5 within 48 h of the buyer's message),
+    /// enforced by the pipeline, the review and the sender. Default: none.
+    fn reply_budget(&self, _shop: &str) -> Option<crate::domain::schedule::Budget> {
+        None
+    }
+
     /// The first step of a handoff: gives a conversation to a person on the platform's side
     /// (e.g. Chatwoot opens it). Must be harmless to repeat. Default: nothing.
     fn open_for_person<'a>(&'a self, _shop: &'a str, _conversation: &'a str) -> BoxFuture<'a, Outcome> {
@@ -63,6 +75,14 @@ impl Platform for Dispatch {
 
     fn hands_off(&self, shop: &str) -> bool {
         self.pick(shop).hands_off(shop)
+    }
+
+    fn hands_off_on_review(&self, shop: &str) -> bool {
+        self.pick(shop).hands_off_on_review(shop)
+    }
+
+    fn reply_budget(&self, shop: &str) -> Option<crate::domain::schedule::Budget> {
+        self.pick(shop).reply_budget(shop)
     }
 
     fn open_for_person<'a>(&'a self, shop: &'a str, conversation: &'a str) -> BoxFuture<'a, Outcome> {

@@ -89,6 +89,24 @@ async fn deliver(s: &AppState, c: &ClaimedSend, person_owns: bool, gap: Duration
         ];
     }
 
+    // The channel's reply budget counts what was delivered since the buyer's latest message; a
+    // send beyond it is held (WeChat would refuse it, and might penalise the account).
+    if let Some(b) = s.platform.reply_budget(shop) {
+        match crate::store::budget::standing(&s.store, b, shop, conv, now).await {
+            Ok(st) => {
+                if let Some(spent) = st.sent.spent {
+                    let why = b.explain(spent);
+                    metrics::counter!("shouhou_sends_total", "result" => "over_budget").increment(1);
+                    return vec![
+                        crate::store::budget::held_over_budget(id, &why),
+                        audit_stmt(now, "bot", "send_held", shop, conv, None, None, json!({"send_id": id, "why": why})),
+                    ];
+                }
+            }
+            Err(e) => return vec![sends::retry(id, c.attempts, now + 1000, &format!("budget check: {e}"))],
+        }
+    }
+
     s.pacer.wait(shop, gap).await;
 
     let body = json!({"shop_id": shop, "conversation_id": conv, "reply_to": c.reply_to, "text": c.text});

@@ -3,7 +3,10 @@
 
 use crate::{
     adapters::tmc::effects::{order_status, refund_status},
-    domain::event::{InboundEvent, Order},
+    domain::{
+        event::{InboundEvent, Order},
+        money::Money,
+    },
     outbound::webhooks::cancel_pending_calls,
     state::AppState,
     store::{Stmt, StoreError, calls, orders},
@@ -28,11 +31,16 @@ pub async fn order_context(
     let Some(order_id) = order.order_id.clone().filter(|o| !o.trim().is_empty()) else { return Ok(Vec::new()) };
     let mut stmts = vec![orders::link(shop, &order_id, &event.conversation_id, now)];
     if let Some(stored) = orders::statuses(&s.store, shop, &order_id).await? {
+        let had_refund = order.refund_status.as_deref().is_some_and(|r| !r.trim().is_empty());
         merge_statuses(
             order,
             stored.trade_status.as_deref().and_then(order_status),
             stored.refund_status.as_deref().and_then(refund_status),
         );
+        // The stored amount belongs to the stored refund: it fills in only with its status.
+        if !had_refund && order.refund_status.is_some() && order.refund_amount.is_none() {
+            order.refund_amount = stored.refund_fee.filter(|f| Money::parse(f).is_ok());
+        }
     }
     if order.status.as_deref() == Some(CLOSED) {
         // Calls requested earlier on this conversation are cancelled with their events; the

@@ -16,7 +16,7 @@ use crate::{
         Stmt, StoreError,
         audit::audit_stmt,
         autonomy::auto_send_allowed,
-        calls,
+        budget, calls,
         conversations::{self, ConversationRow},
         drafts::{self, DraftStatus, NewDraft},
         handoffs, inbox, promises, sends,
@@ -64,8 +64,10 @@ pub async fn plan_message(
     };
     let mut draft = s.assistant.draft(&case, &event, Timestamp::now());
     // Auto-send earned per intent (the console's autonomy page): a clean draft for review is
-    // sent when a supervisor has switched auto-send on for each of its intents.
+    // sent when a supervisor has switched auto-send on for each of its intents. Never a draft
+    // that states facts the data lacks or answers one of several requests (`needs`).
     if draft.route == Route::Review
+        && draft.needs.is_empty()
         && draft.reply.is_some()
         && draft.guard.passed()
         && s.assistant.settings.auto_enabled
@@ -76,6 +78,13 @@ pub async fn plan_message(
     }
     // One owner per conversation: once a person has it, the bot drafts for review at most.
     if person_owns && draft.route == Route::Auto {
+        draft.route = Route::Review;
+    }
+    // Nor beyond the channel's reply budget (WeCom Kf; the reviewer sees why).
+    if draft.route == Route::Auto
+        && let Some(b) = s.platform.reply_budget(&shop)
+        && !budget::standing(&s.store, b, &shop, &event.conversation_id, now).await?.queued.allowed
+    {
         draft.route = Route::Review;
     }
     let status = match draft.route {
@@ -122,7 +131,11 @@ pub async fn plan_message(
     stmts.extend(draft_events(s, now, seq, &shop, &event, &draft, &route));
     // A draft that needs a person hands the conversation over on the platform's side too
     // (Chatwoot: opened for the agents), queued in this transaction so it is never lost.
-    if draft.route != Route::Auto && !person_owns && s.platform.hands_off(&shop) {
+    if draft.route != Route::Auto
+        && !person_owns
+        && s.platform.hands_off(&shop)
+        && (draft.route == Route::Escalate || s.platform.hands_off_on_review(&shop))
+    {
         stmts.push(handoffs::queue(seq, &handoff_note(&draft, &route), now));
     }
     for a in &draft.actions {

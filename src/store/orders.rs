@@ -12,6 +12,8 @@ typed_row! {
         trade_status: Option<String>,
         /// Taobao's refund status.
         refund_status: Option<String>,
+        /// The refund's amount, as the message carried it.
+        refund_fee: Option<String>,
     }
 }
 
@@ -22,7 +24,7 @@ typed_row! {
 pub async fn statuses(store: &Store, shop: &str, order_id: &str) -> Result<Option<OrderStatuses>, StoreError> {
     store
         .fetch_one(
-            "SELECT trade_status, refund_status FROM orders WHERE shop_id = $1 AND order_id = $2",
+            "SELECT trade_status, refund_status, refund_fee FROM orders WHERE shop_id = $1 AND order_id = $2",
             &[Arg::T(shop.to_owned()), Arg::T(order_id.to_owned())],
         )
         .await

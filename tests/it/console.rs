@@ -84,6 +84,7 @@ impl Env {
             websocket: None,
             chatwoot: None,
             tmc: None,
+            wecom: None,
         };
         let running = crate::support::spawn_app_with(Arc::new(assistant), cfg).await;
         let base = format!("http://{}", running.addr);
@@ -99,7 +100,7 @@ impl Env {
         files.sort();
         for f in files {
             for line in std::fs::read_to_string(f).unwrap().lines().filter(|l| !l.trim().is_empty()) {
-                env.send_event(line).await;
+                env.send_event(&shift_to_now(line)).await;
             }
         }
         env
@@ -814,6 +815,14 @@ async fn autonomy_is_earned_and_honoured_by_the_pipeline() {
     let id = env.draft_id("auto-1").await;
     assert_eq!(env.status(id).await, "auto");
     env.received(sent_before + 1).await;
+    // Not a draft whose order data is not current (it names what it needs): that one waits.
+    let future = (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(5)).to_string();
+    let line = json!({"message_id": "auto-needs", "shop_id": "shop-1", "conversation_id": "c-auto-needs",
+                      "sender": {"account_id": "b7"}, "text": "我买的鸡腿刚打开发现都臭了",
+                      "order": {"order_id": "1", "buyer_account_id": "b7", "status": "signed", "signed_at": future}})
+    .to_string();
+    env.send_event(&line).await;
+    assert_eq!(env.status(env.draft_id("auto-needs").await).await, "pending_review");
     // Off again: the next one waits for review.
     let (s, _, _) = sup.submit("/console/autonomy/rotten_food", &[("enabled", "0")]).await;
     assert_eq!(s, 303);
@@ -1050,4 +1059,13 @@ fn validate_checks_the_console_templates() {
     std::fs::remove_file(dir.path().join("console/queue.html")).unwrap();
     let out = validate();
     assert!(String::from_utf8_lossy(&out.stderr).contains("has no queue.html"));
+}
+
+/// A demo event with every time moved so that the demo's latest moment is now, as `serve
+/// --demo` does: the service drafts at the clock, and the demo's orders must stand as written.
+fn shift_to_now(line: &str) -> String {
+    let latest: jiff::Timestamp = "2026-11-22T20:30:00+08:00".parse().unwrap();
+    let mut ev = shouhou::domain::event::InboundEvent::parse(line).unwrap();
+    ev.shift_times(jiff::Timestamp::now().duration_since(latest));
+    serde_json::to_string(&ev).unwrap()
 }

@@ -168,13 +168,15 @@ fn no_reason_return_of_fresh_food_is_explained_not_refused() {
     insta::assert_snapshot!(transcript("no_reason_return_fresh_food"));
 }
 
+/// "都五天了还不发货" five days after payment, past the 48-hour ship SLA: an apology and a
+/// person (no new ship date); then a complaint escalates with a call request.
 #[test]
-fn faq_goes_out_automatically_and_a_complaint_escalates_with_a_call_request() {
+fn a_late_shipment_escalates_without_a_new_promise_and_a_complaint_requests_a_call() {
     let ds = run("complaint_and_faq");
     all_pass(&ds);
-    assert_eq!(steps(&ds[0]), ["shipping_urge.answer"]);
-    assert_eq!(ds[0].route, Route::Auto);
-    assert!(promises(&ds[0]).contains(&"ship"));
+    assert_eq!(steps(&ds[0]), ["shipping_urge.late"]);
+    assert_eq!(ds[0].route, Route::Escalate);
+    assert!(!promises(&ds[0]).contains(&"ship"), "no new ship promise once the deadline passed");
     assert_eq!(ds[1].route, Route::Escalate);
     let call = ds[1]
         .actions

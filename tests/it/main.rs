@@ -8,6 +8,7 @@ mod corpus;
 mod draft;
 mod edge;
 mod entity;
+mod grounded;
 mod guard;
 mod harden;
 mod layers;
@@ -20,4 +21,7 @@ mod service;
 mod support;
 mod templates;
 mod tmc;
+mod wecom;
+mod wecom_service;
+
 mod websocket;

@@ -100,6 +100,7 @@ pub(crate) fn cfg(db: &str, platform_url: &str, instance: &str) -> ServiceConfig
         websocket: None,
         chatwoot: None,
         tmc: None,
+        wecom: None,
     }
 }
 
@@ -112,6 +113,7 @@ pub(crate) fn event(conv: &str, msg: &str, text: &str, sender: &str) -> String {
         "message_id": msg, "shop_id": "shop-1", "conversation_id": conv, "sender": {"account_id": sender},
         "sent_at": "2026-11-22T10:15:00+08:00", "text": text,
         "order": {"order_id": "3391228745", "buyer_account_id": "tb_buyer_1", "status": "paid", "total": "199.00",
+                  "paid_at": (jiff::Timestamp::now() - jiff::SignedDuration::from_hours(2)).to_string(),
                   "items": [{"title": "羊毛大衣", "category": "apparel", "price": "199.00"}],
                   "receiver": {"name": "王秀英", "phone": "13912345678", "address": "测试省示例市幸福区光明路88号"}}
     })
@@ -458,12 +460,14 @@ async fn openapi_matches_routes() {
             let res = api(m, format!("{base}{concrete}"), SUPERVISOR).json(&json!({})).send().await.unwrap();
             let code = res.status().as_u16();
             assert!(
-                code != 405 && !(code == 404 && res.text().await.unwrap().is_empty()),
+                code != 405 && !(code == 404 && res.text().await.unwrap().contains(shouhou::app::NO_SUCH_ROUTE)),
                 "{method} {path} is not routed ({code})"
             );
         }
     }
-    assert_eq!(reqwest::get(format!("{base}/v1/nope")).await.unwrap().status(), 404);
+    let res = reqwest::get(format!("{base}/v1/nope")).await.unwrap();
+    assert_eq!(res.status(), 404);
+    assert!(res.text().await.unwrap().contains(shouhou::app::NO_SUCH_ROUTE));
     r.stop().await;
 }
 

@@ -806,6 +806,7 @@ async fn client_flow_body(db: &str) {
     })
     .await;
     assert!(reply.contains("退款成功"), "the draft uses the refund status: {reply}");
+    assert!(reply.contains("59元"), "and the refund amount TMC keeps: {reply}");
 
     // A complaint that arrives after the close requests no call that stays pending.
     post_event(&base, &buyer_event("c-tmc-1", "m-4", complaint, ORDER, None), "w-4").await;

@@ -185,6 +185,7 @@ fn event(i: usize) -> Value {
         "message_id": format!("m-{i}"), "shop_id": "shop-1", "conversation_id": format!("c-{i}"),
         "sender": {"account_id": "tb_buyer_1"}, "sent_at": "2026-11-22T10:15:00+08:00", "text": "什么时候发货",
         "order": {"order_id": "3391228745", "buyer_account_id": "tb_buyer_1", "status": "paid", "total": "199.00",
+                  "paid_at": (jiff::Timestamp::now() - jiff::SignedDuration::from_hours(2)).to_string(),
                   "items": [{"title": "羊毛大衣", "category": "apparel", "price": "199.00"}],
                   "receiver": {"name": "测试", "phone": "13800000000", "address": "测试路1号"}}
     })
