@@ -5,6 +5,7 @@
 use std::{collections::HashMap, net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::{Context, Result};
+use axum::extract::ConnectInfo;
 use tokio::net::TcpListener;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
@@ -56,6 +57,42 @@ impl Running {
 /// # Errors
 /// The store cannot be reached or migrated.
 pub async fn start(listener: TcpListener, assistant: Arc<Assistant>, cfg: ServiceConfig) -> Result<Running> {
+    start_with_limits(listener, assistant, cfg, ConnLimits::default()).await
+}
+
+/// How long a client may take to send a request's headers, and how long an idle keep-alive
+/// connection stays open (hyper arms the same timer while it waits for the next request).
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Connections served at once; more wait in the listen backlog until one closes. Kept well
+/// under the usual 1024 file descriptors, which the store and outbound clients share.
+pub const MAX_CONNECTIONS: usize = 512;
+
+/// The connection limits of the HTTP server (docs/service.md "Limits").
+#[derive(Debug, Clone, Copy)]
+pub struct ConnLimits {
+    /// See [`HEADER_READ_TIMEOUT`].
+    pub header_read: Duration,
+    /// See [`MAX_CONNECTIONS`].
+    pub max_connections: usize,
+}
+
+impl Default for ConnLimits {
+    fn default() -> Self {
+        Self { header_read: HEADER_READ_TIMEOUT, max_connections: MAX_CONNECTIONS }
+    }
+}
+
+/// [`start`] with other connection limits (tests use short ones).
+///
+/// # Errors
+/// The store cannot be reached or migrated.
+pub async fn start_with_limits(
+    listener: TcpListener,
+    assistant: Arc<Assistant>,
+    cfg: ServiceConfig,
+    limits: ConnLimits,
+) -> Result<Running> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let store = Store::connect(&cfg.database_url)
         .await
@@ -110,13 +147,84 @@ pub async fn start(listener: TcpListener, assistant: Arc<Assistant>, cfg: Servic
     let addr = listener.local_addr()?;
     let app = router(shared.clone(), wecom_adapter.clone());
     let stop = shutdown.clone();
-    let server = tokio::spawn(async move {
-        let _ = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(async move { stop.cancelled().await })
-            .await;
-    });
+    let server = tokio::spawn(serve(listener, app, stop, limits));
     let workers = spawn_workers(&shared, ws_link, wecom_adapter);
     Ok(Running { addr, state: shared, shutdown, server, workers })
+}
+
+/// Accepts connections while fewer than `limits.max_connections` are open and serves each with
+/// HTTP/1 (headers within `limits.header_read`, idle keep-alive closed after the same time); on
+/// `stop`, stops accepting and lets every connection finish gracefully.
+async fn serve(listener: TcpListener, app: axum::Router, stop: CancellationToken, limits: ConnLimits) {
+    use hyper_util::{
+        rt::{TokioIo, TokioTimer},
+        service::TowerToHyperService,
+    };
+    let open = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+    let conns = TaskTracker::new();
+    loop {
+        let permit = tokio::select! {
+            p = open.clone().acquire_owned() => p.expect("the connection semaphore is never closed"),
+            () = stop.cancelled() => break,
+        };
+        let (io, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    // Out of file descriptors or similar: wait rather than spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = stop.cancelled() => break,
+        };
+        let svc = TowerToHyperService::new(app.clone().layer(axum::Extension(ConnectInfo(peer))));
+        let stop = stop.clone();
+        conns.spawn(async move {
+            let _permit = permit;
+            // HTTP/1 only: its header timer runs from the first byte awaited, where an automatic
+            // HTTP/2 detection would first wait, without a deadline, for a silent client's preface.
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.header_read)
+                .serve_connection(TokioIo::new(io), svc);
+            tokio::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => return,
+                () = stop.cancelled() => conn.as_mut().graceful_shutdown(),
+            }
+            let _ = conn.await;
+        });
+    }
+    conns.close();
+    conns.wait().await;
+}
+
+/// The error of a 404 for a path no route serves.
+pub const NO_SUCH_ROUTE: &str = "no such route";
+
+/// Turns the plain-text and empty error answers of the framework (a 413 from the body limit, a
+/// 415 or 422 from the JSON extractor, a 404 or 405 of the router, the 408 of the timeout) into
+/// the API's JSON `{"error": …}`. Console pages keep their own HTML.
+async fn json_errors(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    use axum::{http::header::CONTENT_TYPE, response::IntoResponse};
+    let console = req.uri().path().starts_with("/console");
+    let res = next.run(req).await;
+    let status = res.status();
+    let plain = res.headers().get(CONTENT_TYPE).is_none_or(|v| v.as_bytes().starts_with(b"text/plain"));
+    if console || !plain || !(status.is_client_error() || status.is_server_error()) {
+        return res;
+    }
+    let bytes = axum::body::to_bytes(res.into_body(), 64 * 1024).await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&bytes).trim().to_owned();
+    let msg = match (text.is_empty(), status) {
+        // The router's own 404: no route has this path (a handler's 404 is JSON already).
+        (true, axum::http::StatusCode::NOT_FOUND) => NO_SUCH_ROUTE.to_owned(),
+        (true, _) => status.canonical_reason().unwrap_or("error").to_lowercase(),
+        (false, _) => text,
+    };
+    (status, axum::Json(serde_json::json!({"error": msg}))).into_response()
 }
 
 /// How long a request may take to produce its response (the body of a server-sent event stream
@@ -150,6 +258,7 @@ pub fn router(shared: Arc<AppState>, wecom: Option<Arc<Wecom>>) -> axum::Router 
     routes
         .merge(console::router(shared))
         .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
+        .layer(axum::middleware::from_fn(json_errors))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(trace)
         .layer(SetRequestIdLayer::x_request_id(RequestIds::new()))

@@ -26,8 +26,10 @@ const DEMO_KEY: &[u8; 32] = b"shouhou-demo-secret-not-for-prod";
 pub const DEMO_USERS: [(&str, Role); 4] =
     [("parttime", Role::PartTime), ("agent", Role::Agent), ("supervisor", Role::Supervisor), ("admin", Role::Admin)];
 
-/// Demo API token (local demo only).
+/// Demo API token with the agent role (local demo only).
 pub const DEMO_TOKEN: &str = "demo-agent-token-0000";
+/// Demo API token with the supervisor role (audit, deliveries; local demo only).
+pub const DEMO_SUPERVISOR_TOKEN: &str = "demo-supervisor-token-0000";
 
 /// Runs the demo: a fake platform, the service on SQLite in a temporary file, and the demo
 /// conversations played in as signed events, one line per event on stdout.
@@ -55,7 +57,10 @@ pub async fn demo(assistant: Arc<Assistant>, conversations: &Path, keep_running:
         database_url: format!("sqlite://{}", db.display()),
         platform_url: platform_url.clone(),
         shops: HashMap::from([("shop-1".to_owned(), vec![secret.clone()])]),
-        api_tokens: HashMap::from([(DEMO_TOKEN.to_owned(), Role::Supervisor)]),
+        api_tokens: HashMap::from([
+            (DEMO_TOKEN.to_owned(), Role::Agent),
+            (DEMO_SUPERVISOR_TOKEN.to_owned(), Role::Supervisor),
+        ]),
         instance: "demo".into(),
         processors: 2,
         rate_per_shop: 50,
@@ -152,7 +157,8 @@ pub async fn demo(assistant: Arc<Assistant>, conversations: &Path, keep_running:
         hooks.load(std::sync::atomic::Ordering::SeqCst)
     );
     if keep_running {
-        println!("Review queue: curl -H 'Authorization: Bearer {DEMO_TOKEN}' {base}/v1/queue");
+        println!("Review queue (agent token): curl -H 'Authorization: Bearer {DEMO_TOKEN}' {base}/v1/queue");
+        println!("Audit (supervisor token): curl -H 'Authorization: Bearer {DEMO_SUPERVISOR_TOKEN}' {base}/v1/audit");
         println!(
             "Console: {base}/console  (log in as agent / agent-demo-pass; also parttime, supervisor, admin with <name>-demo-pass)"
         );

@@ -22,6 +22,7 @@ use axum::{
 };
 
 pub use auth::auth;
+pub use drafts::{MAX_BLOCKED_EDITS_PER_MINUTE, MAX_EDIT_CHARS};
 pub use error::{ApiError, ApiResult};
 
 use crate::state::{AppState, MAX_BODY_BYTES};

@@ -247,3 +247,26 @@ async fn set_owner(s: &AppState, who: &str, shop: &str, id: &str, owner: &str, k
         .await?;
     Ok(())
 }
+
+/// The part-time rule of both doors (the console and the REST API, seed 002): part-time staff
+/// see a draft only when it waits for review (not escalated), every intent found is among the
+/// shop's `routing.auto_intents` (FAQ-type), and it was not handed on by triage.
+#[must_use]
+pub fn part_time_may_see(policy: &crate::domain::policy::Policy, d: &Value, triaged: &[i64]) -> bool {
+    let intents = d["intents"].as_array().cloned().unwrap_or_default();
+    d["status"] == "pending_review"
+        && !intents.is_empty()
+        && intents.iter().all(|h| policy.auto_intents.iter().any(|a| h["id"] == *a))
+        && !d["id"].as_i64().is_some_and(|id| triaged.contains(&id))
+}
+
+/// A draft as part-time staff get it from the API: phone numbers in the reply masked, and the
+/// actions (which may carry a buyer-typed receiver) left out.
+#[must_use]
+pub fn for_part_time(mut d: Value) -> Value {
+    if let Some(reply) = d["reply"].as_str() {
+        d["reply"] = Value::String(crate::domain::mask_phones(reply));
+    }
+    d["actions"] = Value::Null;
+    d
+}

@@ -9,8 +9,8 @@ use super::{Settings, chatwoot::ChatwootConfig, tmc, webhooks::Webhooks, websock
 use crate::domain::{role::Role, sign::Secret};
 
 /// Service settings beyond `shouhou.toml`: where to listen, the database, the platform,
-/// and the secrets (from the environment).
-#[derive(Debug, Clone)]
+/// and the secrets (from the environment). Its `Debug` shows no token and no database password.
+#[derive(Clone)]
 pub struct ServiceConfig {
     /// Database URL.
     pub database_url: String,
@@ -113,6 +113,32 @@ impl ServiceConfig {
             tmc,
             wecom,
         })
+    }
+}
+
+impl std::fmt::Debug for ServiceConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // A URL's user information (`user:password@`) is cut; tokens are shown as their roles.
+        let db = match (self.database_url.find("://"), self.database_url.rfind('@')) {
+            (Some(a), Some(b)) if b > a => format!("{}://***@{}", &self.database_url[..a], &self.database_url[b + 1..]),
+            _ => self.database_url.clone(),
+        };
+        let mut roles: Vec<Role> = self.api_tokens.values().copied().collect();
+        roles.sort();
+        f.debug_struct("ServiceConfig")
+            .field("database_url", &db)
+            .field("platform_url", &self.platform_url)
+            .field("shops", &self.shops)
+            .field("api_tokens", &format_args!("{} tokens (redacted), roles {roles:?}", roles.len()))
+            .field("instance", &self.instance)
+            .field("processors", &self.processors)
+            .field("rate_per_shop", &self.rate_per_shop)
+            .field("max_send_attempts", &self.max_send_attempts)
+            .field("webhooks", &self.webhooks)
+            .field("websocket", &self.websocket)
+            .field("chatwoot", &self.chatwoot)
+            .field("tmc", &self.tmc)
+            .finish()
     }
 }
 

@@ -3,8 +3,15 @@
 //! The cookie holds a random token; the store keeps only its SHA-256, so a read of the
 //! sessions table does not yield a usable cookie. Every POST but the login carries the
 //! session's CSRF token (form field `csrf` or header `x-csrf-token`), checked here for every
-//! route at once. Failed logins count per username and per client address over
-//! [`THROTTLE_WINDOW_MS`]; past the limit the login is refused before the password is checked.
+//! route at once.
+//!
+//! Login throttling (docs/security.md): failed logins count per (username, client address), per
+//! username and per address over [`THROTTLE_WINDOW_MS`]. A (name, address) pair gets a growing
+//! delay after [`FREE_FAILURES`] failures and is locked at [`MAX_FAILURES_PER_PAIR`]; the looser
+//! per-name limit never applies to an address the user signed in from within the last day, so
+//! nobody can lock a user out from elsewhere. Each attempt is reserved (its failure rows written)
+//! before the password is hashed, under one lock per process, so parallel guesses cannot all
+//! pass the check; at most [`MAX_CONCURRENT_HASHES`] argon2 hashes (19 MiB each) run at once.
 
 use std::{net::SocketAddr, sync::Arc};
 
@@ -34,8 +41,16 @@ pub const COOKIE: &str = "shouhou_session";
 pub const SESSION_MS: i64 = 12 * 3600 * 1000;
 /// The window failed logins are counted over.
 pub const THROTTLE_WINDOW_MS: i64 = 15 * 60 * 1000;
-/// Failed logins allowed per username within the window.
-pub const MAX_FAILURES_PER_USER: i64 = 5;
+/// Failed logins allowed per (username, client address) within the window.
+pub const MAX_FAILURES_PER_PAIR: i64 = 5;
+/// Failures of one (username, address) pair before each further attempt must wait.
+pub const FREE_FAILURES: i64 = 2;
+/// Failed logins allowed per username within the window from addresses it never signed in from.
+pub const MAX_FAILURES_PER_USER: i64 = 50;
+/// Password hashes computed at once (argon2id takes 19 MiB each).
+pub const MAX_CONCURRENT_HASHES: usize = 4;
+/// How long an address a user signed in from stays known to be theirs.
+pub const KNOWN_ADDRESS_MS: i64 = 24 * 3600 * 1000;
 /// Failed logins allowed per client address within the window.
 pub const MAX_FAILURES_PER_IP: i64 = 20;
 pub use crate::accounts::MIN_PASSWORD_CHARS;
@@ -147,6 +162,20 @@ pub async fn login_page(State(c): State<Arc<Console>>) -> Page {
     c.page("login.html", None, json!({"error": null, "username": ""}))
 }
 
+/// Serialises the throttle check with the reservation of the attempt (one process; across
+/// instances on PostgreSQL two may still interleave, a bounded leak of one attempt each).
+static LOGIN_GATE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Bounds the argon2 hashes in flight.
+static HASHES: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_CONCURRENT_HASHES);
+
+/// How long after its last failure a (name, address) pair with `failures` must wait: nothing for
+/// the first [`FREE_FAILURES`], then 1 s, 2 s, 4 s, … (the pair locks at [`MAX_FAILURES_PER_PAIR`]).
+#[must_use]
+pub fn backoff_ms(failures: i64) -> i64 {
+    if failures < FREE_FAILURES { 0 } else { 1000 << (failures - FREE_FAILURES).min(10) }
+}
+
 /// The login form.
 struct LoginForm {
     username: String,
@@ -175,15 +204,38 @@ pub async fn login(State(c): State<Arc<Console>>, req: Request) -> Page {
     let since = now - THROTTLE_WINDOW_MS;
     let user_key = format!("user:{}", f.username);
     let ip_key = format!("ip:{ip}");
-    let count = |key: String| async move { users::failures_since(&s.store, &key, since).await };
+    let pair_key = format!("pair:{}|{ip}", f.username);
+    let known_key = format!("ok:{}|{ip}", f.username);
     let again = |error: &str, status: StatusCode| -> Page {
         let mut p = c.page("login.html", None, json!({"error": error, "username": f.username}))?;
         *p.status_mut() = status;
         Ok(p)
     };
-    if count(user_key.clone()).await? >= MAX_FAILURES_PER_USER || count(ip_key.clone()).await? >= MAX_FAILURES_PER_IP {
-        tracing::warn!("console login throttled");
-        return again("throttled", StatusCode::TOO_MANY_REQUESTS);
+    // Check and reserve in one step: the failure rows are written before the hash, and removed
+    // again on success, so N parallel guesses see each other.
+    {
+        let _gate = LOGIN_GATE.lock().await;
+        let pair = users::failures(&s.store, &pair_key, since).await?;
+        let known = users::failures(&s.store, &known_key, now - KNOWN_ADDRESS_MS).await?.n > 0;
+        let user = if known { 0 } else { users::failures(&s.store, &user_key, since).await?.n };
+        let addr = if known { 0 } else { users::failures(&s.store, &ip_key, since).await?.n };
+        let throttled = pair.n >= MAX_FAILURES_PER_PAIR
+            || now < pair.last + backoff_ms(pair.n)
+            || user >= MAX_FAILURES_PER_USER
+            || addr >= MAX_FAILURES_PER_IP;
+        if throttled {
+            metrics::counter!("shouhou_console_login_total", "result" => "throttled").increment(1);
+            tracing::warn!(known_address = known, "console login throttled");
+            return again("throttled", StatusCode::TOO_MANY_REQUESTS);
+        }
+        s.store
+            .apply(&[
+                users::failure(&user_key, now),
+                users::failure(&ip_key, now),
+                users::failure(&pair_key, now),
+                users::forget_failures_before(now - 24 * 3600 * 1000),
+            ])
+            .await?;
     }
     let (hash, role) = match users::get(&s.store, &f.username).await? {
         Some(u) => (u.password_hash, Role::parse(&u.role)),
@@ -191,21 +243,24 @@ pub async fn login(State(c): State<Arc<Console>>, req: Request) -> Page {
         None => (dummy_hash().to_owned(), None),
     };
     let pw = f.password.clone();
-    let ok = tokio::task::spawn_blocking(move || verify_password(&pw, &hash)).await.unwrap_or(false);
+    let ok = {
+        let _permit = HASHES.acquire().await.expect("the hash semaphore is never closed");
+        tokio::task::spawn_blocking(move || verify_password(&pw, &hash)).await.unwrap_or(false)
+    };
     let Some(role) = role.filter(|_| ok) else {
-        s.store
-            .apply(&[
-                users::failure(&user_key, now),
-                users::failure(&ip_key, now),
-                users::forget_failures_before(now - 24 * 3600 * 1000),
-            ])
-            .await?;
+        metrics::counter!("shouhou_console_login_total", "result" => "wrong").increment(1);
+        tracing::warn!("console login failed");
         return again("wrong", StatusCode::UNAUTHORIZED);
     };
+    metrics::counter!("shouhou_console_login_total", "result" => "ok").increment(1);
     let token = random_hex();
     let csrf = random_hex();
     s.store
         .apply(&[
+            users::unreserve(&user_key, now),
+            users::unreserve(&ip_key, now),
+            users::unreserve(&pair_key, now),
+            users::failure(&known_key, now),
             users::open_session(&sha256_hex(&token), &f.username, role, &csrf, now, now + SESSION_MS),
             users::forget_sessions_before(now),
             audit_stmt(now, &format!("console:{}", f.username), "login", "-", "-", None, None, json!({})),

@@ -44,11 +44,7 @@ pub fn segments(text: &str, spans: &[([usize; 2], String)]) -> Vec<Value> {
 /// Whether a draft is a FAQ-type item a part-time user may see: waiting for review (not
 /// escalated), every intent among the shop's `routing.auto_intents`, and not yet handed on.
 pub(super) fn faq_item(c: &Console, d: &Value, triaged: &[i64]) -> bool {
-    let intents = d["intents"].as_array().cloned().unwrap_or_default();
-    d["status"] == "pending_review"
-        && !intents.is_empty()
-        && intents.iter().all(|h| c.settings().auto_intents.iter().any(|a| h["id"] == *a))
-        && !d["id"].as_i64().is_some_and(|id| triaged.contains(&id))
+    crate::review::part_time_may_see(c.settings(), d, triaged)
 }
 
 /// Receiver data as the role may see it.

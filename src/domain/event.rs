@@ -183,12 +183,65 @@ pub struct EventError {
     pub problem: String,
 }
 
+/// The longest `message_id`, `conversation_id` or `sender.account_id`, in bytes.
+pub const MAX_ID_BYTES: usize = 128;
+/// The longest message text, in characters (longer is refused at intake with a 400).
+pub const MAX_TEXT_CHARS: usize = 4000;
+/// The deepest nesting of arrays and objects an event may have (ours needs 4).
+pub const MAX_JSON_DEPTH: usize = 32;
+
+/// Whether `json` nests arrays and objects deeper than `max` (strings are skipped; the text need
+/// not be valid JSON: the parser judges that).
+#[must_use]
+pub fn nests_deeper_than(json: &str, max: usize) -> bool {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for b in json.bytes() {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
+/// Why `id` is not a valid message id: 1 to [`MAX_ID_BYTES`] bytes of printable ASCII without
+/// spaces (`!` to `~`), since it becomes part of the reply's `Idempotency-Key` header.
+fn message_id_problem(id: &str) -> Option<String> {
+    if id.len() > MAX_ID_BYTES {
+        return Some(format!("{} bytes; at most {MAX_ID_BYTES} are accepted", id.len()));
+    }
+    (!id.bytes().all(|b| b.is_ascii_graphic()))
+        .then(|| "only printable ASCII without spaces (`!` to `~`) is accepted".to_owned())
+}
+
 impl InboundEvent {
     /// Parses and validates one event.
     ///
     /// # Errors
     /// Not JSON, a required field missing or empty, a time or amount in the wrong format.
     pub fn parse(json: &str) -> Result<Self, EventError> {
+        if nests_deeper_than(json, MAX_JSON_DEPTH) {
+            return Err(EventError {
+                field: "-".into(),
+                problem: format!("nested deeper than {MAX_JSON_DEPTH} levels of arrays and objects"),
+            });
+        }
         let ev: Self = serde_json::from_str(json).map_err(|e| EventError {
             field: "-".into(),
             problem: format!("not a valid event: {e} (line {}, column {})", e.line(), e.column()),
@@ -202,11 +255,26 @@ impl InboundEvent {
         if self.message_id.trim().is_empty() {
             return bad("message_id", "must not be empty");
         }
+        if let Some(p) = message_id_problem(&self.message_id) {
+            return bad("message_id", &p);
+        }
         if self.conversation_id.trim().is_empty() {
             return bad("conversation_id", "must not be empty");
         }
         if self.sender.account_id.trim().is_empty() {
             return bad("sender.account_id", "must not be empty");
+        }
+        for (field, v) in [("conversation_id", &self.conversation_id), ("sender.account_id", &self.sender.account_id)] {
+            if v.len() > MAX_ID_BYTES {
+                return bad(field, &format!("{} bytes; at most {MAX_ID_BYTES} are accepted", v.len()));
+            }
+            if v.chars().any(char::is_control) {
+                return bad(field, "control characters are not accepted");
+            }
+        }
+        let chars = self.text.chars().count();
+        if chars > MAX_TEXT_CHARS {
+            return bad("text", &format!("{chars} characters; at most {MAX_TEXT_CHARS} are accepted"));
         }
         if self.text.trim().is_empty() && self.attachments.is_empty() {
             return bad("text", "a message needs text or attachments");
@@ -299,5 +367,35 @@ impl Order {
         self.signed_at.is_some()
             || self.logistics.as_ref().is_some_and(|l| l.signed == Some(true))
             || matches!(self.status.as_deref(), Some("signed" | "delivered"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nesting_is_measured_outside_strings() {
+        let table: [(&str, usize, bool); 6] = [
+            (r#"{"a":[1,{"b":2}]}"#, 3, false),
+            (r#"{"a":[1,{"b":2}]}"#, 2, true),
+            (r#"{"t":"[[[[[[[[["}"#, 1, false),
+            (r#"{"t":"\\\"[[[["}"#, 1, false),
+            ("[[[[", 3, true),
+            ("]]]][[", 2, false),
+        ];
+        for (json, max, want) in table {
+            assert_eq!(nests_deeper_than(json, max), want, "{json} {max}");
+        }
+    }
+
+    #[test]
+    fn message_ids_are_short_printable_ascii() {
+        let long = "m".repeat(MAX_ID_BYTES + 1);
+        let table: [(&str, bool); 5] =
+            [("m-1", true), ("shop-1:abc/9_x=", true), ("m 1", false), ("m\u{6d88}1", false), (long.as_str(), false)];
+        for (id, ok) in table {
+            assert_eq!(message_id_problem(id).is_none(), ok, "{id}");
+        }
     }
 }

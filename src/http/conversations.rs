@@ -17,7 +17,7 @@ pub(super) async fn conversation(
     headers: HeaderMap,
     Path((shop, id)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
-    auth(&s, &headers, Role::PartTime)?;
+    auth(&s, &headers, Role::Agent)?;
     let r = conversations::get(&s.store, &shop, &id)
         .await?
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no such conversation"))?;
@@ -31,7 +31,7 @@ pub(super) async fn takeover(
     headers: HeaderMap,
     Path((shop, id)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
-    let (who, _) = auth(&s, &headers, Role::PartTime)?;
+    let (who, _) = auth(&s, &headers, Role::Agent)?;
     review::take_over(&s, &who, &shop, &id).await?;
     Ok(Json(json!({"shop_id": shop, "conversation_id": id, "owner": who})))
 }
@@ -41,7 +41,7 @@ pub(super) async fn handback(
     headers: HeaderMap,
     Path((shop, id)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
-    let (who, _) = auth(&s, &headers, Role::PartTime)?;
+    let (who, _) = auth(&s, &headers, Role::Agent)?;
     review::hand_back(&s, &who, &shop, &id).await?;
     Ok(Json(json!({"shop_id": shop, "conversation_id": id, "owner": "bot"})))
 }

@@ -22,7 +22,7 @@ use crate::{
 };
 
 pub(super) async fn promises(State(s): State<Arc<AppState>>, headers: HeaderMap) -> ApiResult<Json<Value>> {
-    auth(&s, &headers, Role::PartTime)?;
+    auth(&s, &headers, Role::Agent)?;
     let now = now_ms();
     let items: Vec<Value> = promises::list(&s.store)
         .await?
@@ -33,7 +33,7 @@ pub(super) async fn promises(State(s): State<Arc<AppState>>, headers: HeaderMap)
 }
 
 pub(super) async fn calls(State(s): State<Arc<AppState>>, headers: HeaderMap) -> ApiResult<Json<Value>> {
-    auth(&s, &headers, Role::PartTime)?;
+    auth(&s, &headers, Role::Agent)?;
     let items: Vec<Value> = calls::list(&s.store)
         .await?
         .iter()
@@ -46,7 +46,13 @@ pub(super) async fn calls(State(s): State<Arc<AppState>>, headers: HeaderMap) ->
 pub(super) struct AuditQuery {
     shop: Option<String>,
     conversation_id: Option<String>,
+    /// The `next` of the previous page.
+    after: Option<i64>,
+    limit: Option<i64>,
 }
+
+/// The default page of `GET /v1/audit`.
+const AUDIT_PAGE: i64 = 100;
 
 pub(super) async fn audit(
     State(s): State<Arc<AppState>>,
@@ -54,15 +60,16 @@ pub(super) async fn audit(
     Query(q): Query<AuditQuery>,
 ) -> ApiResult<Json<Value>> {
     auth(&s, &headers, Role::Supervisor)?;
-    let items: Vec<Value> = audit::oldest(&s.store)
-        .await?
+    let limit = q.limit.unwrap_or(AUDIT_PAGE).clamp(1, audit::MAX_PAGE);
+    let rows = audit::page(&s.store, q.shop.as_deref(), q.conversation_id.as_deref(), q.after, limit).await?;
+    // The next page starts after the last row when this one was full.
+    let next = if i64::try_from(rows.len()).unwrap_or(0) == limit { rows.last().map(|r| r.id) } else { None };
+    let items: Vec<Value> = rows
         .iter()
-        .filter(|r| q.shop.as_deref().is_none_or(|x| r.shop_id == x))
-        .filter(|r| q.conversation_id.as_deref().is_none_or(|x| r.conversation_id == x))
         .map(|r| {
             let draft = if r.draft_id == 0 { Value::Null } else { json!(r.draft_id) };
             json!({"id": r.id, "at": r.at, "actor": r.actor, "kind": r.kind, "shop_id": r.shop_id, "conversation_id": r.conversation_id, "draft_id": draft, "verdict": r.verdict, "detail": serde_json::from_str::<Value>(&r.detail).unwrap_or(Value::Null)})
         })
         .collect();
-    Ok(Json(json!({"items": items})))
+    Ok(Json(json!({"items": items, "next": next})))
 }

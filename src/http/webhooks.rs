@@ -94,5 +94,6 @@ pub(super) async fn redeliver(
         return Err(ApiError::new(StatusCode::CONFLICT, "the delivery is being attempted right now"));
     }
     s.new_webhook.notify_waiters();
-    Ok(Json(json!({"id": id, "status": "pending"})))
+    // Any status but `sending` is re-queued (docs/webhooks.md); `was` says which it had.
+    Ok(Json(json!({"id": id, "status": "pending", "was": r.status})))
 }

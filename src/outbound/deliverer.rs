@@ -109,6 +109,9 @@ pub async fn deliver_batch(s: &Arc<AppState>) -> Result<bool, StoreError> {
             Attempt::Failed(why, retry_after) => match s.cfg.webhooks.delay_after(attempts) {
                 Some(delay) => {
                     metrics::counter!("shouhou_webhook_deliveries_total", "result" => "retry").increment(1);
+                    // One line per failed delivery (ids and the reason only, never the body), so a
+                    // sick consumer shows in the log.
+                    tracing::warn!(endpoint = %endpoint, outbox_id = id, attempts, why = %why, "webhook delivery failed; will retry");
                     outbox::retry(id, attempts, now + delay.max(retry_after.unwrap_or(0)), &why)
                 }
                 None => {

@@ -74,6 +74,27 @@ pub fn insert(shop: &str, message_id: &str, conversation_id: &str, raw: &str, no
     }
 }
 
+typed_row! {
+    /// A stored payload.
+    struct Stored {
+        payload: String,
+    }
+}
+
+/// The payload stored for `message_id` of `shop`, if any (to tell a redelivery from a reused id).
+///
+/// # Errors
+/// The store failed.
+pub async fn payload_of(store: &Store, shop: &str, message_id: &str) -> Result<Option<String>, StoreError> {
+    Ok(store
+        .fetch_one::<Stored>(
+            "SELECT payload FROM inbox WHERE shop_id = $1 AND message_id = $2",
+            &[Arg::T(shop.to_owned()), Arg::T(message_id.to_owned())],
+        )
+        .await?
+        .map(|p| p.payload))
+}
+
 /// Claims for `me` up to `limit` of the oldest pending messages whose conversations have nothing
 /// earlier unfinished (so a batch holds at most one message per conversation).
 ///

@@ -99,24 +99,35 @@ pub fn forget_sessions_before(now: i64) -> Stmt {
 }
 
 typed_row! {
-    /// A count.
-    struct Count {
+    /// Failed logins of one key: how many, and the last one's time (0 when none).
+    pub struct Failures {
         n: i64,
+        last: i64,
     }
 }
 
-/// Failed logins of `key` (`user:NAME`, `ip:ADDR`) after `since`.
+/// Failed logins of `key` (`user:NAME`, `ip:ADDR`, `pair:NAME|ADDR`; `ok:NAME|ADDR` marks a
+/// successful login) after `since`.
 ///
 /// # Errors
 /// The store failed.
-pub async fn failures_since(store: &Store, key: &str, since: i64) -> Result<i64, StoreError> {
+pub async fn failures(store: &Store, key: &str, since: i64) -> Result<Failures, StoreError> {
     Ok(store
-        .fetch_one::<Count>(
-            "SELECT COUNT(*) AS n FROM console_login_failures WHERE key = $1 AND at > $2",
+        .fetch_one::<Failures>(
+            "SELECT COUNT(*) AS n, COALESCE(MAX(at), 0) AS last FROM console_login_failures WHERE key = $1 AND at > $2",
             &[Arg::T(key.to_owned()), Arg::I(since)],
         )
         .await?
-        .map_or(0, |c| c.n))
+        .unwrap_or(Failures { n: 0, last: 0 }))
+}
+
+/// Removes one failure of `key` reserved at `at` (the attempt turned out right).
+#[must_use]
+pub fn unreserve(key: &str, at: i64) -> Stmt {
+    Stmt {
+        sql: "DELETE FROM console_login_failures WHERE id IN (SELECT id FROM console_login_failures WHERE key = $1 AND at = $2 ORDER BY id DESC LIMIT 1)",
+        args: vec![Arg::T(key.to_owned()), Arg::I(at)],
+    }
 }
 
 /// Records a failed login of `key`.

@@ -184,6 +184,16 @@ impl Env {
         Client { base: self.base.clone(), cookie: String::new(), csrf: String::new(), http: http() }
     }
 
+    /// A client without a session whose requests come from `ip` (a loopback address).
+    fn anon_from(&self, ip: &str) -> Client {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .local_address(ip.parse::<std::net::IpAddr>().unwrap())
+            .build()
+            .unwrap();
+        Client { base: self.base.clone(), cookie: String::new(), csrf: String::new(), http }
+    }
+
     async fn login(&self, user: &str) -> Client {
         let mut c = self.anon();
         let (status, headers, _) =
@@ -341,30 +351,100 @@ async fn login_sessions_and_logout() {
     env.running.stop().await;
 }
 
-/// Five wrong passwords lock the username for the window (even the right password is refused
-/// then, before it is checked); twenty from one address lock the address for every username.
+/// Wrong passwords from one address: the first two are free, then each attempt waits 1 s, 2 s, …
+/// after the last failure (429 before that), and the fifth locks that (name, address) pair for
+/// the window, even for the right password; twenty from one address lock the address for every
+/// username it never signed in as.
 #[tokio::test]
-async fn wrong_passwords_are_throttled_per_user_and_per_address() {
+async fn wrong_passwords_are_throttled_per_name_and_address() {
     let env = Env::start().await;
     let anon = env.anon();
-    for _ in 0..5 {
-        let (s, _, _) = anon.post("/console/login", &[("username", "agent"), ("password", "wrong-pass")]).await;
-        assert_eq!(s, 401);
+    let wrong = |c: &Client, user: String| {
+        let c = Client { base: c.base.clone(), cookie: String::new(), csrf: String::new(), http: c.http.clone() };
+        async move { c.post("/console/login", &[("username", &user), ("password", "wrong-pass")]).await.0 }
+    };
+    assert_eq!(wrong(&anon, "agent".to_owned()).await, 401);
+    assert_eq!(wrong(&anon, "agent".to_owned()).await, 401);
+    assert_eq!(
+        wrong(&anon, "agent".to_owned()).await,
+        429,
+        "the third attempt comes too soon after the second failure"
+    );
+    for wait in [1, 2, 4] {
+        tokio::time::sleep(Duration::from_millis(wait * 1000 + 100)).await;
+        assert_eq!(wrong(&anon, "agent".to_owned()).await, 401, "after waiting {wait} s the attempt is checked");
     }
     let (s, _, body) = anon.post("/console/login", &[("username", "agent"), ("password", "agent-demo-pass")]).await;
-    assert_eq!(s, 429);
+    assert_eq!(s, 429, "five failures lock the pair");
     assert!(body.contains("登录失败次数过多，请 15 分钟后再试"));
     // Another user from the same address is still fine (5 failures < 20).
     let (s, _, _) =
         anon.post("/console/login", &[("username", "supervisor"), ("password", "supervisor-demo-pass")]).await;
     assert_eq!(s, 303);
     for i in 0..15 {
-        let (s, _, _) =
-            anon.post("/console/login", &[("username", &format!("u{i}")), ("password", "wrong-pass")]).await;
-        assert_eq!(s, 401);
+        assert_eq!(wrong(&anon, format!("u{i}")).await, 401);
     }
     let (s, _, _) = anon.post("/console/login", &[("username", "admin"), ("password", "admin-demo-pass")]).await;
     assert_eq!(s, 429, "twenty failures from one address lock it");
+    let (s, _, _) =
+        anon.post("/console/login", &[("username", "supervisor"), ("password", "supervisor-demo-pass")]).await;
+    assert_eq!(s, 303, "but not for a user who signed in from it before");
+    env.running.stop().await;
+}
+
+/// Security review M2: wrong passwords from another address do not lock the real user out,
+/// neither from the address they signed in from before nor from a new one.
+#[tokio::test]
+async fn nobody_can_lock_a_user_out_from_elsewhere() {
+    let env = Env::start().await;
+    let victim = env.anon_from("127.0.0.3");
+    let (s, _, _) = victim.post("/console/login", &[("username", "agent"), ("password", "agent-demo-pass")]).await;
+    assert_eq!(s, 303);
+    let attacker = env.anon_from("127.0.0.2");
+    let mut answers = Vec::new();
+    for _ in 0..12 {
+        let (s, _, _) = attacker.post("/console/login", &[("username", "agent"), ("password", "wrong-pass")]).await;
+        answers.push(s);
+    }
+    assert!(answers.iter().all(|s| [401, 429].contains(s)), "{answers:?}");
+    assert!(
+        answers.iter().filter(|s| **s == 401).count() <= 2,
+        "no more than the free failures in a burst: {answers:?}"
+    );
+    let (s, _, _) = victim.post("/console/login", &[("username", "agent"), ("password", "agent-demo-pass")]).await;
+    assert_eq!(s, 303, "the victim's known address is not locked");
+    let fresh = env.anon_from("127.0.0.4");
+    let (s, _, _) = fresh.post("/console/login", &[("username", "agent"), ("password", "agent-demo-pass")]).await;
+    assert_eq!(s, 303, "nor a new address of theirs");
+    env.running.stop().await;
+}
+
+/// Security review M1: thirty parallel guesses (the right password among them) are not all
+/// checked; the attempt is reserved before the hash, so at most the free failures get a verdict.
+#[tokio::test]
+async fn parallel_guesses_are_reserved_before_hashing() {
+    let env = Env::start().await;
+    let attacker = env.anon_from("127.0.0.5");
+    let mut tasks = Vec::new();
+    for i in 0..30 {
+        let c = Client {
+            base: attacker.base.clone(),
+            cookie: String::new(),
+            csrf: String::new(),
+            http: attacker.http.clone(),
+        };
+        let pw = if i == 29 { "agent-demo-pass".to_owned() } else { format!("wrong-{i}") };
+        tasks.push(tokio::spawn(async move {
+            c.post("/console/login", &[("username", "agent"), ("password", &pw)]).await.0
+        }));
+    }
+    let mut answers = Vec::new();
+    for t in tasks {
+        answers.push(t.await.unwrap());
+    }
+    let checked = answers.iter().filter(|s| **s != 429).count();
+    assert!(checked <= 3, "at most the free failures and one more were checked: {answers:?}");
+    assert!(answers.iter().filter(|s| **s == 429).count() >= 27, "{answers:?}");
     env.running.stop().await;
 }
 

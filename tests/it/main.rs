@@ -10,6 +10,7 @@ mod edge;
 mod entity;
 mod grounded;
 mod guard;
+mod harden;
 mod layers;
 mod linear;
 mod migrations;

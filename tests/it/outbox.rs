@@ -310,6 +310,7 @@ async fn dead_letter_and_redeliver() {
         .await
         .unwrap();
     assert_eq!(ok.status(), 200);
+    assert_eq!(ok.json::<Value>().await.unwrap()["was"], "dead", "the answer says what was re-queued");
     assert!(
         wait_until(
             || async { count(&r, "SELECT COUNT(*) AS n FROM outbox WHERE status = 'delivered'").await == 1 },
