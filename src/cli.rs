@@ -503,14 +503,7 @@ fn init_logging(json: bool) {
 /// # Errors
 /// A line that is not a valid event or lacks `sent_at`; write failures.
 pub fn replay(a: &Assistant, src: &str, json: bool, out: &mut impl Write) -> Result<()> {
-    let mut case = Case::default();
-    for (i, line) in src.lines().enumerate() {
-        if line.trim().is_empty() || line.trim_start().starts_with('#') {
-            continue;
-        }
-        let ev = InboundEvent::parse(line).with_context(|| format!("line {}", i + 1))?;
-        let now = ev.sent_at.with_context(|| format!("line {}: sent_at is required in a replay", i + 1))?;
-        let d = a.draft(&case, &ev, now);
+    replay_turns(a, src, |i, ev, now, d| {
         if json {
             serde_json::to_writer(
                 &mut *out,
@@ -551,6 +544,27 @@ pub fn replay(a: &Assistant, src: &str, json: bool, out: &mut impl Write) -> Res
             }
             writeln!(out)?;
         }
+        Ok(())
+    })
+}
+
+/// Drafts each event line of a JSONL conversation in turn, carrying the case from one turn to the
+/// next, and hands `turn` the line number (from 0), the event, its time and the draft. Blank and
+/// `#` lines are skipped.
+fn replay_turns(
+    a: &Assistant,
+    src: &str,
+    mut turn: impl FnMut(usize, &InboundEvent, jiff::Timestamp, &crate::domain::draft::Draft) -> Result<()>,
+) -> Result<()> {
+    let mut case = Case::default();
+    for (i, line) in src.lines().enumerate() {
+        if line.trim().is_empty() || line.trim_start().starts_with('#') {
+            continue;
+        }
+        let ev = InboundEvent::parse(line).with_context(|| format!("line {}", i + 1))?;
+        let now = ev.sent_at.with_context(|| format!("line {}: sent_at is required in a replay", i + 1))?;
+        let d = a.draft(&case, &ev, now);
+        turn(i, &ev, now, &d)?;
         case = d.case;
     }
     Ok(())
@@ -601,15 +615,8 @@ impl std::fmt::Display for AutoTally {
 /// # Errors
 /// As [`replay`].
 pub fn replay_auto(a: &Assistant, src: &str, out: &mut impl Write, tally: &mut AutoTally) -> Result<()> {
-    let mut case = Case::default();
-    for (i, line) in src.lines().enumerate() {
-        if line.trim().is_empty() || line.trim_start().starts_with('#') {
-            continue;
-        }
-        let ev = InboundEvent::parse(line).with_context(|| format!("line {}", i + 1))?;
-        let now = ev.sent_at.with_context(|| format!("line {}: sent_at is required in a replay", i + 1))?;
-        let d = a.draft(&case, &ev, now);
-        tally.add(&d);
+    replay_turns(a, src, |_, ev, now, d| {
+        tally.add(d);
         let local = now.to_zoned(a.settings.timezone.clone()).strftime("%m-%d %H:%M");
         writeln!(out, "[{local}] buyer: {}", crate::domain::mask_phones(&ev.text))?;
         match (&d.route, &d.reply) {
@@ -620,9 +627,8 @@ pub fn replay_auto(a: &Assistant, src: &str, out: &mut impl Write, tally: &mut A
                 writeln!(out, "    held: {}{needs}", route.as_str().unwrap_or_default())?;
             }
         }
-        case = d.case;
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 fn calls(cmd: CallsCommand) -> Result<u8> {
